@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every unit test binary and every integration test against the binaries
+# in BUILD (default build/san), and ends with the line "N passed, N failed".
+#
+# Each test program prints "PASS name", "FAIL name ..." or "SKIP name ..."
+# lines; a program that dies without saying why counts as one failure.
+set -u
+BUILD=${1:-build/san}
+cd "$(dirname "$0")/.."
+export T2M_BUILD="$PWD/$BUILD"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
+export PYTHONDONTWRITEBYTECODE=1
+
+passed=0 failed=0 skipped=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+run_one() {  # name, command...
+    local name=$1; shift
+    echo "== $name"
+    "$@" >"$log" 2>&1
+    local rc=$?
+    cat "$log"
+    local p f s
+    p=$(grep -c '^PASS ' "$log"); f=$(grep -c '^FAIL ' "$log"); s=$(grep -c '^SKIP ' "$log")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL $name exited with status $rc"
+        f=1
+    fi
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+}
+
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    case "$t" in *.d) continue ;; esac
+    run_one "unit $(basename "$t")" "$t"
+done
+for t in tests/integration/test_*.py; do
+    [ -f "$t" ] || continue
+    run_one "integration $(basename "$t")" timeout 600 python3 "$t"
+done
+
+echo
+if [ "$skipped" -gt 0 ]; then
+    echo "$passed passed, $failed failed, $skipped skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]
