@@ -66,6 +66,14 @@ static void xfer_free(struct xfer *x)
     free(x);
 }
 
+static void cancel(struct xfer *x)
+{
+    struct http_response r = { .error = "cancelled", .retry_after_s = -1, .body = "",
+                               .cancelled = true };
+    x->done(x->ud, &r);
+    xfer_free(x);
+}
+
 void http_destroy(struct http *h)
 {
     if (!h) return;
@@ -73,12 +81,12 @@ void http_destroy(struct http *h)
         struct xfer *x = h->active;
         h->active = x->next;
         curl_multi_remove_handle(h->multi, x->easy);
-        xfer_free(x);
+        cancel(x);
     }
     while (h->wait_head) {
         struct xfer *x = h->wait_head;
         h->wait_head = x->next;
-        xfer_free(x);
+        cancel(x);
     }
     curl_multi_cleanup(h->multi);
     free(h);
@@ -167,7 +175,7 @@ static void start_waiting(struct http *h)
         x->next = NULL;
         if (xfer_setup(h, x) != 0 || curl_multi_add_handle(h->multi, x->easy) != CURLM_OK) {
             struct http_response r = { .status = 0, .error = "could not start the transfer",
-                                       .retry_after_s = -1 };
+                                       .retry_after_s = -1, .body = "" };
             x->done(x->ud, &r);
             xfer_free(x);
             continue;

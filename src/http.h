@@ -18,13 +18,15 @@ struct http_response {
     const char *error;      /* transport error text, or NULL when a response arrived */
     long retry_after_s;     /* Retry-After in seconds, -1 when absent */
     double elapsed_s;
+    bool cancelled;         /* http_destroy(): only free what ud owns */
 };
 
 typedef void (*http_done_fn)(void *ud, const struct http_response *resp);
 
 /* Creates the client (curl_global_init must have run). Returns NULL on
- * failure. Free with http_destroy(), which abandons unfinished transfers
- * without calling their callbacks. */
+ * failure. Free with http_destroy(), which calls the callback of every
+ * unfinished transfer with cancelled set, so that owners can free their
+ * context. */
 struct http *http_create(int max_connections, int timeout_s, size_t max_body);
 void http_destroy(struct http *h);
 
