@@ -219,7 +219,11 @@ static void climate_entity(struct ctx *c, bool applies)
             ".get(value_json.get('mode'), 'auto') if value_json.get('isRunning') == true else 'off' }}",
             &c->err);
     add_str(e, "temperature_state_template", "{{ value_json.get('temperature') }}", &c->err);
-    add_str(e, "fan_mode_state_template", "{{ value_json.get('fanSpeed') }}", &c->err);
+    /* None (unknown) for a missing or unknown speed: recent Home Assistant
+     * takes "None" as "no fan mode" rather than warning. */
+    add_str(e, "fan_mode_state_template",
+            "{{ value_json.get('fanSpeed') | string if value_json.get('fanSpeed') in [1, 2, 3, 4, 5] "
+            "else None }}", &c->err);
     add_str(e, "preset_mode_value_template",
             "{{ 'defrost' if value_json.get('isRunning') == true and "
             "value_json.get('mode') == 'defrost' else 'none' }}", &c->err);
