@@ -138,8 +138,12 @@ static void auth_tick(struct bridge *b)
                               "Accept: application/json", NULL };
     if (!body) return;
     auth_refresh_begin(&b->auth);
-    if (http_request(b->http, "POST", b->auth.token_url, headers, body, on_token, b) != 0)
+    if (http_request(b->http, "POST", b->auth.token_url, headers, body, on_token, b) != 0) {
+        char err[128];
         log_error("auth: cannot start the token request");
+        /* No response will come: status 0 puts the retry on auth's backoff. */
+        auth_handle_token_response(&b->auth, 0, NULL, 0, (long long)time(NULL), err, sizeof err);
+    }
     memset(body, 0, strlen(body));
     free(body);
 }
@@ -293,6 +297,7 @@ static void housekeeping(struct bridge *b)
     poller_publish_stats(b);
     sync_discovery(b);
     discovery_settled(b);
+    mqtt_flush(b->mqtt);
     sd_notify(0, "WATCHDOG=1");
 }
 
@@ -308,7 +313,7 @@ static void run_loop(struct bridge *b)
         cmdexec_tick(b);
         housekeeping(b);
         if (b->once && poller_done_once(b) && http_pending(b->http) == 0) {
-            if (b->mqtt_up && discovery_settled(b)) break;
+            if (b->mqtt_up && discovery_settled(b) && mqtt_pending(b->mqtt) == 0) break;
             if (once_deadline == 0) once_deadline = bridge_now() + ONCE_CONNECT_WAIT_S;
             if (bridge_now() > once_deadline) {
                 log_error("--once: the MQTT broker did not become available");

@@ -13,8 +13,29 @@
 
 #include "log.h"
 
+/* A message waiting for room in Paho's in-flight window (main thread only). */
+struct outmsg {
+    char *topic;
+    char *payload;
+    size_t len;
+    int qos;
+    bool retain;
+    char *correlation;
+    size_t correlation_len;
+    struct outmsg *next;
+};
+
+/* Paho refuses a publish (MQTTASYNC_MAX_MESSAGES_INFLIGHT) once this many are
+ * in flight; the outbox holds the rest so a burst (start-up, a republish for
+ * Home Assistant) is delivered in full rather than partly dropped. */
+#define MQTT_MAX_INFLIGHT 32
+#define MQTT_OUTBOX_MAX 200000
+
 struct mqtt {
     MQTTAsync client;
+    atomic_int inflight;
+    struct outmsg *out_head, *out_tail;
+    size_t out_len;
     struct queue *q;
     atomic_bool connected;
     atomic_bool disconnected_done;
@@ -222,46 +243,135 @@ bool mqtt_is_connected(struct mqtt *m)
     return atomic_load(&m->connected);
 }
 
-static int send_msg(struct mqtt *m, const char *topic, const void *payload, size_t len,
-                    int qos, bool retain, MQTTProperties *props)
+static void on_sent(void *ctx, MQTTAsync_successData5 *d)
 {
-    if (!atomic_load(&m->connected)) return -1;
-    if (len > 256 * 1024 * 1024) return -1;
+    struct mqtt *m = ctx;
+    (void)d;
+    atomic_fetch_sub(&m->inflight, 1);
+    queue_wake(m->q);
+}
+
+static void on_send_failed(void *ctx, MQTTAsync_failureData5 *d)
+{
+    struct mqtt *m = ctx;
+    (void)d;
+    atomic_fetch_sub(&m->inflight, 1);
+    queue_wake(m->q);
+}
+
+static void outmsg_free(struct outmsg *o)
+{
+    free(o->topic);
+    free(o->payload);
+    free(o->correlation);
+    free(o);
+}
+
+/* Hands one message to Paho. Returns 0 when sent, 1 when Paho has no room
+ * (try again later), -1 when it refused the message for good. */
+static int send_one(struct mqtt *m, const struct outmsg *o)
+{
     MQTTAsync_message msg = MQTTAsync_message_initializer;
-    msg.payload = (void *)payload;
-    msg.payloadlen = (int)len;
-    msg.qos = qos;
-    msg.retained = retain;
+    MQTTProperties props = MQTTProperties_initializer;
+    msg.payload = o->payload;
+    msg.payloadlen = (int)o->len;
+    msg.qos = o->qos;
+    msg.retained = o->retain;
+    if (o->correlation) {
+        MQTTProperty p = { .identifier = MQTTPROPERTY_CODE_CORRELATION_DATA };
+        p.value.data.data = o->correlation;
+        p.value.data.len = (int)o->correlation_len;
+        if (MQTTProperties_add(&props, &p) != 0) return -1;
+        msg.properties = props;
+    }
     /* Paho copies message properties only when response options are given. */
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    if (props) msg.properties = *props;
-    int rc = MQTTAsync_sendMessage(m->client, topic, &msg, &ro);
-    if (rc != MQTTASYNC_SUCCESS) {
-        log_debug("mqtt: publish to %s failed (%d)", topic, rc);
+    ro.onSuccess5 = on_sent;
+    ro.onFailure5 = on_send_failed;
+    ro.context = m;
+    atomic_fetch_add(&m->inflight, 1);
+    int rc = MQTTAsync_sendMessage(m->client, o->topic, &msg, &ro);
+    MQTTProperties_free(&props);
+    if (rc == MQTTASYNC_SUCCESS) return 0;
+    atomic_fetch_sub(&m->inflight, 1);
+    if (rc == MQTTASYNC_MAX_MESSAGES_INFLIGHT || rc == MQTTASYNC_MAX_BUFFERED_MESSAGES) return 1;
+    log_debug("mqtt: publish to %s failed (%d)", o->topic, rc);
+    return -1;
+}
+
+void mqtt_flush(struct mqtt *m)
+{
+    while (m->out_head && atomic_load(&m->connected) &&
+           atomic_load(&m->inflight) < MQTT_MAX_INFLIGHT) {
+        struct outmsg *o = m->out_head;
+        if (send_one(m, o) == 1) break;
+        m->out_head = o->next;
+        if (!m->out_head) m->out_tail = NULL;
+        m->out_len--;
+        outmsg_free(o);
+    }
+}
+
+size_t mqtt_pending(struct mqtt *m)
+{
+    int n = atomic_load(&m->inflight);
+    return m->out_len + (n > 0 ? (size_t)n : 0);
+}
+
+static char *copy_bytes(const void *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s) {
+        if (n) memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* Queues a message. Retained state is not queued while disconnected: it is
+ * all republished on reconnection anyway. */
+static int enqueue(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+                   bool retain, const void *correlation, size_t correlation_len)
+{
+    if (retain && !atomic_load(&m->connected)) return -1;
+    if (len > 256 * 1024 * 1024) return -1;
+    if (m->out_len >= MQTT_OUTBOX_MAX) {
+        log_warn("mqtt: outbox full; dropping a message for %s", topic);
         return -1;
     }
+    struct outmsg *o = calloc(1, sizeof *o);
+    if (!o) return -1;
+    o->topic = strdup(topic);
+    o->payload = copy_bytes(payload, len);
+    o->len = len;
+    o->qos = qos;
+    o->retain = retain;
+    if (correlation && correlation_len) {
+        o->correlation = copy_bytes(correlation, correlation_len);
+        o->correlation_len = correlation_len;
+    }
+    if (!o->topic || !o->payload || (correlation_len && correlation && !o->correlation)) {
+        outmsg_free(o);
+        return -1;
+    }
+    if (m->out_tail) m->out_tail->next = o;
+    else m->out_head = o;
+    m->out_tail = o;
+    m->out_len++;
+    mqtt_flush(m);
     return 0;
 }
 
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len,
                  int qos, bool retain)
 {
-    return send_msg(m, topic, payload, len, qos, retain, NULL);
+    return enqueue(m, topic, payload, len, qos, retain, NULL, 0);
 }
 
 int mqtt_publish_reply(struct mqtt *m, const char *topic, const void *payload, size_t len,
                        const void *correlation, size_t correlation_len)
 {
-    MQTTProperties props = MQTTProperties_initializer;
-    if (correlation && correlation_len) {
-        MQTTProperty p = { .identifier = MQTTPROPERTY_CODE_CORRELATION_DATA };
-        p.value.data.data = (char *)correlation;
-        p.value.data.len = (int)correlation_len;
-        if (MQTTProperties_add(&props, &p) != 0) return -1;
-    }
-    int rc = send_msg(m, topic, payload, len, 1, false, &props);
-    MQTTProperties_free(&props);
-    return rc;
+    return enqueue(m, topic, payload, len, 1, false, correlation, correlation_len);
 }
 
 int mqtt_subscribe(struct mqtt *m, const char *filter, int qos)
@@ -298,6 +408,13 @@ static void on_disconnect_failed(void *ctx, MQTTAsync_failureData5 *d)
 void mqtt_stop(struct mqtt *m, int timeout_ms)
 {
     if (!m || !m->client) return;
+    /* Let what is queued go out first: a shutdown must not eat the last
+     * results or the offline state. */
+    for (int waited = 0; waited < timeout_ms && mqtt_pending(m) && atomic_load(&m->connected);
+         waited += 5) {
+        mqtt_flush(m);
+        usleep(5 * 1000);
+    }
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
     d.timeout = timeout_ms;
     d.onSuccess5 = on_disconnected;
@@ -314,6 +431,11 @@ void mqtt_destroy(struct mqtt *m)
 {
     if (!m) return;
     if (m->client) MQTTAsync_destroy(&m->client);
+    while (m->out_head) {
+        struct outmsg *o = m->out_head;
+        m->out_head = o->next;
+        outmsg_free(o);
+    }
     MQTTProperties_free(&m->connect_props);
     free(m->url);
     free(m->client_id);

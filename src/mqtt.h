@@ -37,14 +37,23 @@ int mqtt_start(struct mqtt *m);
 /* True between a QUEUE_CONNECTED and a QUEUE_LOST as seen by Paho's threads. */
 bool mqtt_is_connected(struct mqtt *m);
 
-/* Publishes len bytes. Returns 0 when handed to Paho, -1 otherwise (for
- * example while disconnected). */
+/* Queues len bytes for publishing (sent as Paho's in-flight window allows;
+ * see mqtt_flush). Retained messages are refused while disconnected (the
+ * caller republishes its state on reconnection); others wait for the
+ * connection. Returns 0, or -1 when the message was not queued. */
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len,
                  int qos, bool retain);
 
 /* Publishes with MQTT v5 correlation data (for request/response). */
 int mqtt_publish_reply(struct mqtt *m, const char *topic, const void *payload, size_t len,
                        const void *correlation, size_t correlation_len);
+
+/* Sends queued messages while Paho has room. Call from the main loop; the
+ * queue's wakeup fires whenever room frees up. */
+void mqtt_flush(struct mqtt *m);
+
+/* Messages queued or in flight. */
+size_t mqtt_pending(struct mqtt *m);
 
 /* Subscribes (call after each QUEUE_CONNECTED). Returns 0 or -1. */
 int mqtt_subscribe(struct mqtt *m, const char *filter, int qos);

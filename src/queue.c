@@ -61,6 +61,11 @@ void queue_push(struct queue *q, struct queue_event *ev)
     if (q->wake) q->wake(q->ud);
 }
 
+void queue_wake(struct queue *q)
+{
+    if (q->wake) q->wake(q->ud);
+}
+
 struct queue_event *queue_pop(struct queue *q)
 {
     pthread_mutex_lock(&q->lock);

@@ -43,6 +43,9 @@ void queue_destroy(struct queue *q);
  * Thread-safe. */
 void queue_push(struct queue *q, struct queue_event *ev);
 
+/* Calls the wakeup function without an event (thread-safe). */
+void queue_wake(struct queue *q);
+
 /* Returns the oldest event (caller frees with queue_event_free) or NULL. */
 struct queue_event *queue_pop(struct queue *q);
 

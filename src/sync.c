@@ -151,9 +151,9 @@ void sync_vehicle_list(struct bridge *b, const struct api_vehicle *list, size_t 
             nv[i].info = list[i];
             nv[i].discovery_dirty = true;
             changed = true;
-            log_msg(LOG_INFO, list[i].vin, NULL, "vehicle joined: %d %s %s%s%s", list[i].year,
+            log_msg(LOG_INFO, list[i].vin, NULL, "vehicle joined: %d %s %s%s%s%s", list[i].year,
                     list[i].make, list[i].model, list[i].alias[0] ? " \"" : "",
-                    list[i].alias[0] ? list[i].alias : "");
+                    list[i].alias, list[i].alias[0] ? "\"" : "");
         }
     }
     for (size_t i = 0; i < b->nvehicles; i++)
