@@ -361,7 +361,8 @@ static void end_drive(struct vehicle *v, int64_t t)
     v->last_connected = t;
     if (v->pt != PT_BEV && v->fuel < 12.0)
         v->fuel = 100.0;   /* a stop at the gas station */
-    int64_t gap = util_rng_range(&v->rng, 10 * MINUTE, 60 * MINUTE);
+    int64_t gap = v->role == ROLE_RIDESHARE ? util_rng_range(&v->rng, 20, 50)
+                                            : util_rng_range(&v->rng, 10 * MINUTE, 60 * MINUTE);
     if ((v->pt == PT_PHEV || v->pt == PT_BEV) && v->battery < 40.0) {
         start_charging(v, t);
         v->next_drive = (v->charging ? v->charge_full_at : t) + gap;
@@ -433,12 +434,17 @@ static void apply_cmd(struct vehicle *v, const struct pending_cmd *c)
     }
 }
 
+static bool moves(const struct vehicle *v)
+{
+    return v->role == ROLE_COMMUTER || v->role == ROLE_RIDESHARE;
+}
+
 static int64_t next_event(const struct vehicle *v)
 {
     int64_t ne = INT64_MAX;
     if (v->driving)
         ne = v->drive_end;
-    else if (v->role == ROLE_COMMUTER && !v->charging)
+    else if (moves(v) && !v->charging)
         ne = v->next_drive;
     if (v->charging && v->charge_full_at < ne)
         ne = v->charge_full_at;
@@ -458,7 +464,7 @@ static void handle_due(struct vehicle *v)
         v->battery = 100.0;
         v->charging = false;
     }
-    if (v->role == ROLE_COMMUTER && !v->driving && !v->charging && t >= v->next_drive)
+    if (moves(v) && !v->driving && !v->charging && t >= v->next_drive)
         start_drive(v, t);
     size_t keep = 0;
     for (size_t i = 0; i < v->npending; i++) {
@@ -515,7 +521,7 @@ static const struct model_def *pick_model(struct rng *r, enum powertrain pt)
 
 static enum role pick_role(struct rng *r, uint64_t index, enum powertrain pt)
 {
-    static const enum role first[4] = {ROLE_PARKED, ROLE_COMMUTER, ROLE_CHARGING, ROLE_COMMUTER};
+    static const enum role first[4] = {ROLE_PARKED, ROLE_RIDESHARE, ROLE_CHARGING, ROLE_COMMUTER};
     if (index < 4)
         return first[index];
     uint64_t x = util_rng_next(r) % 10;
@@ -689,7 +695,7 @@ static void gen_dynamics(struct vehicle *v, int64_t now)
     if (v->role == ROLE_CHARGING) {
         v->battery = v->index == 2 ? 82.0 : (double)util_rng_range(r, 20, 85);
         start_charging(v, now);
-    } else if (v->role == ROLE_COMMUTER) {
+    } else if (moves(v)) {
         bool drive_now = v->index == 1 || (v->index != 3 && util_rng_next(r) % 3 == 0);
         if (drive_now) {
             start_drive(v, now - 5 * MINUTE);
@@ -905,6 +911,6 @@ const char *fleet_powertrain_name(enum powertrain pt)
 
 const char *fleet_role_name(enum role r)
 {
-    static const char *const names[] = {"parked", "commuter", "charging"};
+    static const char *const names[] = {"parked", "commuter", "charging", "rideshare"};
     return names[r];
 }

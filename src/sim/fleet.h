@@ -33,9 +33,11 @@
 #define FLEET_MAX_VEHICLES 1000
 
 enum powertrain { PT_PETROL, PT_HEV, PT_PHEV, PT_BEV };
-/* parked: never moves; commuter: drives between its places; charging:
- * plugged in and charging at start. */
-enum role { ROLE_PARKED, ROLE_COMMUTER, ROLE_CHARGING };
+/* parked: never moves; commuter: drives between its places with stops of
+ * 10-60 minutes; rideshare: the same with stops of 20-50 seconds, so its
+ * state changes between any two polls a minute apart (vehicle 1 has it);
+ * charging: plugged in and charging at start. */
+enum role { ROLE_PARKED, ROLE_COMMUTER, ROLE_CHARGING, ROLE_RIDESHARE };
 enum charge_state { CHG_NOT_CHARGING, CHG_CHARGING, CHG_FULLY_CHARGED, CHG_PLUGGED_IN };
 enum ntf_type { NTF_ALERT, NTF_MESSAGE, NTF_RECALL, NTF_MAINTENANCE, NTF_SERVICE, NTF_TYPE_COUNT };
 enum severity { SEV_INFO, SEV_WARNING, SEV_CRITICAL, SEV_COUNT };
