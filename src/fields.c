@@ -591,8 +591,11 @@ char *fields_markdown(void)
         const struct field *f = &table[i];
         const char *res = resource_get(f->res)->name;
         const char *plat = fields_platform_name(f->platform);
-        sb_printf(&b, "| %s | `%s/%s` | %s | %s | %s | %s |\n", res, res,
-                  f->path ? f->key : (f->sub ? f->sub : ""),
+        char topic[128];
+        /* the per-field topic, or (tracker, event) the topic it reads */
+        if (f->path) snprintf(topic, sizeof topic, "%s/%s", res, f->key);
+        else if (fields_state_suffix(f, topic, sizeof topic)) topic[0] = '\0';
+        sb_printf(&b, "| %s | `%s` | %s | %s | %s | %s |\n", res, topic,
                   plat ? plat : "topic only",
                   f->device_class ? f->device_class : "",
                   f->unit ? f->unit : "", f->name);
