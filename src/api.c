@@ -87,6 +87,130 @@ int api_vehicle_from_json(const cJSON *obj, struct api_vehicle *v, char *err, si
     return 0;
 }
 
+/* A strict RFC 8259 grammar check. The bridge republishes the API's bytes
+ * as they came, so they must be JSON that every consumer accepts; cJSON
+ * alone would let through "4.", "050", raw control characters in strings
+ * and invalid escapes. Returns the index after the value, or 0 on error. */
+struct jscan {
+    const char *s;
+    size_t len;
+    size_t i;
+    int depth;
+};
+
+static void js_ws(struct jscan *j)
+{
+    while (j->i < j->len && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' ||
+                             j->s[j->i] == '\r'))
+        j->i++;
+}
+
+static bool js_lit(struct jscan *j, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (j->len - j->i < n || memcmp(j->s + j->i, lit, n) != 0) return false;
+    j->i += n;
+    return true;
+}
+
+static bool js_digits(struct jscan *j)
+{
+    size_t start = j->i;
+    while (j->i < j->len && j->s[j->i] >= '0' && j->s[j->i] <= '9') j->i++;
+    return j->i > start;
+}
+
+static bool js_number(struct jscan *j)
+{
+    if (j->i < j->len && j->s[j->i] == '-') j->i++;
+    if (j->i < j->len && j->s[j->i] == '0') j->i++;
+    else if (!js_digits(j)) return false;
+    if (j->i < j->len && j->s[j->i] == '.') {
+        j->i++;
+        if (!js_digits(j)) return false;
+    }
+    if (j->i < j->len && (j->s[j->i] == 'e' || j->s[j->i] == 'E')) {
+        j->i++;
+        if (j->i < j->len && (j->s[j->i] == '+' || j->s[j->i] == '-')) j->i++;
+        if (!js_digits(j)) return false;
+    }
+    return true;
+}
+
+static bool js_string(struct jscan *j)
+{
+    j->i++;                                   /* the opening quote */
+    while (j->i < j->len) {
+        unsigned char c = (unsigned char)j->s[j->i++];
+        if (c == '"') return true;
+        if (c < 0x20) return false;
+        if (c != '\\') continue;
+        if (j->i >= j->len) return false;
+        c = (unsigned char)j->s[j->i++];
+        if (c == 'u') {
+            for (int k = 0; k < 4; k++, j->i++)
+                if (j->i >= j->len || !strchr("0123456789abcdefABCDEF", j->s[j->i]) || !j->s[j->i])
+                    return false;
+        } else if (!strchr("\"\\/bfnrt", c) || c == '\0') {
+            return false;
+        }
+    }
+    return false;
+}
+
+static bool js_value(struct jscan *j);
+
+static bool js_container(struct jscan *j, char close, bool object)
+{
+    if (++j->depth > API_MAX_DEPTH) return false;
+    j->i++;
+    js_ws(j);
+    if (j->i < j->len && j->s[j->i] == close) {
+        j->i++;
+        j->depth--;
+        return true;
+    }
+    for (;;) {
+        js_ws(j);
+        if (object) {
+            if (j->i >= j->len || j->s[j->i] != '"' || !js_string(j)) return false;
+            js_ws(j);
+            if (j->i >= j->len || j->s[j->i++] != ':') return false;
+        }
+        if (!js_value(j)) return false;
+        js_ws(j);
+        if (j->i >= j->len) return false;
+        char c = j->s[j->i++];
+        if (c == close) break;
+        if (c != ',') return false;
+    }
+    j->depth--;
+    return true;
+}
+
+static bool js_value(struct jscan *j)
+{
+    js_ws(j);
+    if (j->i >= j->len) return false;
+    switch (j->s[j->i]) {
+    case '{': return js_container(j, '}', true);
+    case '[': return js_container(j, ']', false);
+    case '"': return js_string(j);
+    case 't': return js_lit(j, "true");
+    case 'f': return js_lit(j, "false");
+    case 'n': return js_lit(j, "null");
+    default: return js_number(j);
+    }
+}
+
+bool api_json_valid(const char *body, size_t len)
+{
+    struct jscan j = { body, len, 0, 0 };
+    if (!body || !js_value(&j)) return false;
+    js_ws(&j);
+    return j.i == len;
+}
+
 /* Parses len bytes as one JSON value with nothing but whitespace after it.
  * Returns the tree (caller cJSON_Delete()s) or NULL with err set. */
 static cJSON *parse_json(const char *body, size_t len, char *err, size_t errlen)
@@ -96,14 +220,17 @@ static cJSON *parse_json(const char *body, size_t len, char *err, size_t errlen)
         snprintf(err, errlen, "empty response body");
         return NULL;
     }
+    if (!api_json_valid(body, len)) {
+        snprintf(err, errlen, "malformed JSON (truncated or invalid)");
+        return NULL;
+    }
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!root) {
         snprintf(err, errlen, "malformed JSON (truncated or invalid)");
         return NULL;
     }
     const char *stop = body + len;
-    while (end && end < stop && (*end == ' ' || *end == '\n' || *end == '\r' ||
-                                 *end == '\t' || *end == '\0'))
+    while (end && end < stop && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
         end++;
     if (end && end < stop) {
         cJSON_Delete(root);
@@ -272,7 +399,7 @@ char *api_minify(const char *body, size_t len)
         } else if (c == '"') {
             in_str = true;
             out[o++] = c;
-        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\0') {
+        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
             out[o++] = c;
         }
     }

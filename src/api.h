@@ -50,6 +50,10 @@ int api_parse_vehicle_list(const char *body, size_t len, struct api_vehicle **ou
 cJSON *api_parse_resource(enum resource r, const char *body, size_t len,
                           char *err, size_t errlen);
 
+/* True when len bytes are exactly one JSON value by RFC 8259's grammar
+ * (strict numbers, escapes and strings; nesting at most 64 deep). */
+bool api_json_valid(const char *body, size_t len);
+
 /* The compact form of a valid JSON text: whitespace outside strings removed,
  * everything else byte for byte (no number is re-printed). Returns a malloc'd
  * NUL-terminated string the caller frees, or NULL on allocation failure. */
