@@ -191,9 +191,10 @@ static int other_place(struct rng *r, int from)
 static int push_trip(struct vehicle *v, int64_t start, int64_t end, int from, int to)
 {
     if (v->ntrips == v->trips_cap) {
-        if (v->ntrips >= FLEET_MAX_TRIPS) {
-            memmove(v->trips, v->trips + 1, (v->ntrips - 1) * sizeof *v->trips);
-            v->ntrips--;
+        if (v->ntrips >= FLEET_MAX_TRIPS) {   /* drop the oldest quarter at once */
+            size_t drop = v->ntrips / 4;
+            memmove(v->trips, v->trips + drop, (v->ntrips - drop) * sizeof *v->trips);
+            v->ntrips -= drop;
         } else {
             size_t cap = v->trips_cap ? v->trips_cap * 2 : 64;
             struct trip *t = realloc(v->trips, cap * sizeof *t);
@@ -220,9 +221,10 @@ static int push_trip(struct vehicle *v, int64_t start, int64_t end, int from, in
 static struct notification *push_ntf(struct vehicle *v)
 {
     if (v->nntf == v->ntf_cap) {
-        if (v->nntf >= FLEET_MAX_NTF) {
-            memmove(v->ntf, v->ntf + 1, (v->nntf - 1) * sizeof *v->ntf);
-            v->nntf--;
+        if (v->nntf >= FLEET_MAX_NTF) {   /* drop the oldest quarter at once */
+            size_t drop = v->nntf / 4;
+            memmove(v->ntf, v->ntf + drop, (v->nntf - drop) * sizeof *v->ntf);
+            v->nntf -= drop;
         } else {
             size_t cap = v->ntf_cap ? v->ntf_cap * 2 : 16;
             struct notification *n = realloc(v->ntf, cap * sizeof *n);

@@ -21,7 +21,7 @@
 #include "util.h"
 
 #define FLEET_VIN_LEN   17
-#define FLEET_ALIAS_MAX 64
+#define FLEET_ALIAS_MAX 64     /* characters; up to 4 bytes each */
 #define FLEET_TEXT      96
 #define FLEET_MSG       256
 #define FLEET_PLACES    5
@@ -136,7 +136,7 @@ struct climate_view {
 struct vehicle {
     uint64_t index;            /* position in the deterministic sequence */
     char vin[FLEET_VIN_LEN + 1];
-    char alias[FLEET_ALIAS_MAX + 1];   /* "" = no alias */
+    char alias[FLEET_ALIAS_MAX * 4 + 1];   /* UTF-8; "" = no alias */
     const char *make, *model;
     char trim[32];
     char color[48];

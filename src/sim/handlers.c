@@ -63,6 +63,7 @@ static void reply_error(struct reply *r, int status, const char *code, const cha
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    util_utf8_sanitize(msg);   /* messages may quote request bytes */
     reply_json(r, status, render_error(code, msg));
 }
 
@@ -341,11 +342,17 @@ static void api_op(struct sim_server *s, struct MHD_Connection *c, const struct 
     pthread_mutex_unlock(&s->lock);
 }
 
-static void sleep_ms(int ms)
+/* Sleeps ms milliseconds in 20 ms steps, returning early when the server
+ * is stopping so shutdown does not wait for injected latency. */
+static void sleep_ms(struct sim_server *s, int ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    while (ms > 0 && !atomic_load(&s->stopping)) {
+        int step = ms < 20 ? ms : 20;
+        struct timespec ts = {0, (long)step * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        ms -= step;
+    }
 }
 
 static bool is_json_type(const char *ct)
@@ -361,7 +368,7 @@ static void handle_api(struct sim_server *s, struct MHD_Connection *c, const cha
     struct fault_decision fd;
     faults_decide(s->faults, mono_seconds(), &fd);
     if (fd.latency_ms > 0)
-        sleep_ms(fd.latency_ms);
+        sleep_ms(s, fd.latency_ms);
     if (fd.kind == FAULT_RATE_LIMITED) {
         r->retry_after = fd.retry_after;
         reply_error(r, 429, "TOO_MANY_REQUESTS", "rate limit exceeded");
@@ -726,6 +733,7 @@ int handlers_init(struct sim_server *s, uint64_t seed, double speed, int64_t epo
     s->epoch = epoch;
     s->offset = 0;
     s->command_delay = command_delay;
+    atomic_init(&s->stopping, false);
     util_rng_seed(&s->rng, seed, 0xBEEFULL);
     clock_gettime(CLOCK_MONOTONIC, &s->mono_start);
     return 0;

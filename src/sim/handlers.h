@@ -10,6 +10,7 @@
 #define SIM_HANDLERS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -35,6 +36,7 @@ struct sim_server {
     int64_t offset;                /* seconds added by POST /_sim/advance */
     int command_delay;             /* sim seconds before a command takes effect */
     struct rng rng;                /* request ids */
+    atomic_bool stopping;          /* set before MHD_stop_daemon: cuts injected latency short */
 };
 
 /* Fills s (fleet, faults, oauth and log already created by the caller) and

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,7 @@ static int run(const struct options *o, struct sim_server *s, const sigset_t *si
     while (sigwait(sigs, &sig) != 0)
         ;
     fprintf(stderr, "toyota2mqtt-sim: signal %d, stopping\n", sig);
+    atomic_store(&s->stopping, true);
     MHD_stop_daemon(d);
     return 0;
 }

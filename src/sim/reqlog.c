@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "util.h"
+
 struct reqlog {
     pthread_mutex_t lock;
     FILE *fp;
@@ -43,8 +45,19 @@ void reqlog_write(struct reqlog *l, const char *method, const char *path, const 
     if (!o)
         return;
     cJSON *q = query ? cJSON_Duplicate(query, 1) : cJSON_CreateObject();
+    for (cJSON *it = q ? q->child : NULL; it; it = it->next) {
+        if (it->string)
+            util_utf8_sanitize(it->string);
+        if (cJSON_IsString(it) && it->valuestring)
+            util_utf8_sanitize(it->valuestring);
+    }
+    char safe_path[2048];
+    snprintf(safe_path, sizeof safe_path, "%s", path);
+    util_utf8_sanitize(safe_path);
+    path = safe_path;
     const char *end = NULL;
-    cJSON *b = len ? cJSON_ParseWithLengthOpts(body, len, &end, 0) : NULL;
+    /* a body that is not valid UTF-8 would make the log line invalid JSON */
+    cJSON *b = len && util_utf8_length(body, len) >= 0 ? cJSON_ParseWithLengthOpts(body, len, &end, 0) : NULL;
     if (b && end) {   /* only a whole-body JSON text counts */
         for (const char *p = end; p < body + len; p++) {
             if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {

@@ -120,3 +120,41 @@ void util_copy(char *dst, size_t dstlen, const char *src)
         return;
     snprintf(dst, dstlen, "%s", src ? src : "");
 }
+
+long util_utf8_length(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    long count = 0;
+    for (size_t i = 0; i < n; count++) {
+        unsigned c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (len == 0 || i + len > n)
+            return -1;
+        unsigned cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return -1;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        static const unsigned min[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return -1;
+        i += len;
+    }
+    return count;
+}
+
+void util_utf8_sanitize(char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t len = 1;
+        while (len <= 4 && i + len <= n && util_utf8_length(s + i, len) != 1)
+            len++;
+        if (len > 4 || i + len > n) {
+            s[i++] = '?';
+            continue;
+        }
+        i += len;
+    }
+}

@@ -49,4 +49,11 @@ double util_miles(double lat1, double lon1, double lat2, double lon2);
 /* Copies src into dst (always NUL-terminated, truncating). */
 void util_copy(char *dst, size_t dstlen, const char *src);
 
+/* Number of code points in s[0..n) when it is valid UTF-8 (no overlong
+ * forms, no surrogates, nothing past U+10FFFF), else -1. */
+long util_utf8_length(const char *s, size_t n);
+/* Replaces, in place, every byte of s that does not start a valid UTF-8
+ * sequence with '?', so s can go into JSON text. */
+void util_utf8_sanitize(char *s);
+
 #endif

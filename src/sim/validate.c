@@ -102,9 +102,11 @@ static int get_number(const cJSON *o, const char *name, double lo, double hi, bo
     return 1;
 }
 
-/* Reads member name as a string of 1..maxlen-1 bytes without control
- * characters. Returns 1, 0 when absent, or -1 with err set. */
-static int get_string(const cJSON *o, const char *name, char *out, size_t maxlen, char *err, size_t errlen)
+/* Reads member name as a string of 1..maxchars characters (valid UTF-8, no
+ * control characters, fitting in maxlen bytes with the NUL). Returns 1, 0
+ * when absent, or -1 with err set. */
+static int get_string(const cJSON *o, const char *name, char *out, size_t maxlen, size_t maxchars,
+                      char *err, size_t errlen)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!it)
@@ -114,8 +116,13 @@ static int get_string(const cJSON *o, const char *name, char *out, size_t maxlen
         return -1;
     }
     size_t n = strlen(it->valuestring);
-    if (n == 0 || n >= maxlen) {
-        snprintf(err, errlen, "%s: must be 1 to %zu characters long", name, maxlen - 1);
+    long chars = util_utf8_length(it->valuestring, n);
+    if (chars < 0) {
+        snprintf(err, errlen, "%s: must be valid UTF-8", name);
+        return -1;
+    }
+    if (n == 0 || n >= maxlen || (size_t)chars > maxchars) {
+        snprintf(err, errlen, "%s: must be 1 to %zu characters long", name, maxchars);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -212,7 +219,8 @@ int validate_refresh(const char *body, size_t len, struct refresh_req *out, char
     char *dst[] = {out->device_id, out->device_type, out->guid, out->vin};
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < COUNT(known); i++)
-        rc = required(get_string(o, known[i], dst[i], VALIDATE_STR, err, errlen), known[i], err, errlen);
+        rc = required(get_string(o, known[i], dst[i], VALIDATE_STR, VALIDATE_STR - 1, err, errlen),
+                      known[i], err, errlen);
     cJSON_Delete(o);
     return rc;
 }
@@ -224,9 +232,10 @@ int validate_alias(const char *body, size_t len, struct alias_req *out, char *er
     cJSON *o = parse_object(body, len, known, COUNT(known), err, errlen);
     if (!o)
         return -1;
-    int rc = required(get_string(o, "alias", out->alias, sizeof out->alias, err, errlen), "alias", err, errlen);
+    int rc = required(get_string(o, "alias", out->alias, sizeof out->alias, VALIDATE_ALIAS_CHARS, err, errlen),
+                      "alias", err, errlen);
     if (rc == 0) {
-        int g = get_string(o, "guid", out->guid, sizeof out->guid, err, errlen);
+        int g = get_string(o, "guid", out->guid, sizeof out->guid, VALIDATE_STR - 1, err, errlen);
         if (g < 0)
             rc = -1;
         out->has_guid = g == 1;
@@ -265,8 +274,9 @@ int validate_notification(const char *body, size_t len, struct notification_req 
     if (!o)
         return -1;
     int rc = 0;
-    int ti = get_string(o, "title", out->title, sizeof out->title, err, errlen);
-    int mi = ti < 0 ? -1 : get_string(o, "message", out->message, sizeof out->message, err, errlen);
+    int ti = get_string(o, "title", out->title, sizeof out->title, sizeof out->title - 1, err, errlen);
+    int mi = ti < 0 ? -1 : get_string(o, "message", out->message, sizeof out->message,
+                                      sizeof out->message - 1, err, errlen);
     if (ti < 0 || mi < 0 ||
         get_enum(o, "type", NTF_TYPES, COUNT(NTF_TYPES), &out->type, err, errlen) < 0 ||
         get_enum(o, "severity", SEVERITIES, COUNT(SEVERITIES), &out->severity, err, errlen) < 0)

@@ -40,8 +40,10 @@ struct refresh_req {
     char guid[VALIDATE_STR], vin[VALIDATE_STR];
 };
 
+#define VALIDATE_ALIAS_CHARS 64   /* characters (code points), not bytes */
+
 struct alias_req {
-    char alias[65];
+    char alias[VALIDATE_ALIAS_CHARS * 4 + 1];
     bool has_guid;
     char guid[VALIDATE_STR];
 };

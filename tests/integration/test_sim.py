@@ -161,6 +161,12 @@ def check_auth_and_routing(sim, vins):
     check('unknown_vin_vehicle_404', st == 404 and is_error(p, 'NOT_FOUND'), '%s %r' % (st, p))
     st, _, p = sim.api('GET', '/vehicles/%s/bogus' % vins[0])
     check('unknown_path_404', st == 404 and is_error(p, 'NOT_FOUND'), '%s %r' % (st, p))
+    st, _, p = sim.api('GET', '/vehicles/%FF%C3/status')
+    try:
+        valid = json.loads(p.decode('utf-8'))['code'] == 'NOT_FOUND'
+    except ValueError:
+        valid = False
+    check('bad_bytes_in_path_404_valid_json', st == 404 and valid, '%s %r' % (st, p))
     st, _, p = sim.request('GET', '/nothing/here')
     check('unknown_root_path_404', st == 404, str(st))
     st, resp, p = sim.api('DELETE', '/vehicles/%s/status' % vins[0])
@@ -481,6 +487,14 @@ def check_writes(sim, vins, guid):
           and any(x.get('alias') == 'Test Car \u00e9' for x in lst['data']), '%s %r' % (st, p))
     st, _, p = sim.api('PUT', '/vehicles/%s' % v, {'alias': 'y' * 64})
     check('alias_64_chars_ok', st == 200, str(st))
+    st, _, p = sim.api('PUT', '/vehicles/%s' % v, {'alias': '\u00e9' * 64})
+    check('alias_64_multibyte_chars_ok', st == 200 and json.loads(p)['alias'] == '\u00e9' * 64, '%s %r' % (st, p))
+    st, _, p = sim.api('PUT', '/vehicles/%s' % v, {'alias': '\u00e9' * 65})
+    check('alias_65_multibyte_chars_400', st == 400, str(st))
+    st, _, p = sim.api('PUT', '/vehicles/%s' % v, raw_body=b'{"alias":"bad \xff utf8"}')
+    check('alias_invalid_utf8_400', st == 400 and 'alias' in json.loads(p)['message'], '%s %r' % (st, p))
+    st, _, p = sim.api('PUT', '/vehicles/%s' % v, {'alias': 'tab\there'})
+    check('alias_control_char_400', st == 400, str(st))
 
 
 def check_unchanged_identical(sim, vins):
@@ -638,6 +652,19 @@ def check_time_evolution():
         check('time_new_trips_appear', n1 > n0, '%d -> %d' % (n0, n1))
         _, ls = sim.get_json('/vehicles/%s/location' % vins[0])
         check('time_parked_car_still', ls['isParked'] is True and ls == s0['vehicles'][0]['location'], repr(ls))
+        t0 = time.time()
+        st, _ = sim.admin('POST', 'advance', {'seconds': 40 * 86400})
+        _, s2 = sim.admin('GET', 'state')
+        n2 = len(s2['vehicles'][1]['trips']['data'])
+        check('time_long_jump_bounded', st == 200 and time.time() - t0 < 20 and 100 < n2 <= 2000, '%d trips' % n2)
+        try:
+            frm = s2['simTime'][:10]
+            frm = (datetime.datetime.strptime(frm, '%Y-%m-%d') - datetime.timedelta(days=2)).strftime('%Y-%m-%d')
+            trips, total = all_trips(sim, vins[1], frm, s2['simTime'][:10])
+            ids = [t['id'] for t in trips]
+            check('time_new_trips_paginate', total > 50 and len(ids) == len(set(ids)) == total, str(total))
+        except RuntimeError as e:
+            check('time_new_trips_paginate', False, str(e))
     finally:
         rc = sim.stop()
         check('time_sim_clean_exit', rc == 0 and 'runtime error' not in sim.stderr() and 'Sanitizer' not in sim.stderr(),
