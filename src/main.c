@@ -7,6 +7,7 @@
 
 #include "bridge.h"
 #include "config.h"
+#include "fields.h"
 #include "log.h"
 
 #define DEFAULT_CONFIG "/etc/toyota2mqtt/toyota2mqtt.conf"
@@ -21,6 +22,7 @@ static void usage(FILE *f)
             "      --once           poll every resource of every vehicle once, publish, exit\n"
             "                       (0 only if everything succeeded)\n"
             "  -l, --log-level LVL  error, warn, info or debug (overrides log_level)\n"
+            "      --entities       print the table of fields and entities (Markdown) and exit\n"
             "  -V, --version        print the version and exit\n"
             "  -h, --help           print this help and exit\n\n"
             "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the configuration.\n");
@@ -32,6 +34,7 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { "check-config", no_argument, NULL, 'k' },
         { "once", no_argument, NULL, 'o' },         { "log-level", required_argument, NULL, 'l' },
         { "version", no_argument, NULL, 'V' },      { "help", no_argument, NULL, 'h' },
+        { "entities", no_argument, NULL, 'E' },
         { NULL, 0, NULL, 0 } };
     const char *path = DEFAULT_CONFIG, *level = NULL;
     bool check = false, once = false;
@@ -49,6 +52,13 @@ int main(int argc, char **argv)
             level = optarg;
             break;
         case 'V': printf("toyota2mqtt %s\n", T2M_VERSION); return 0;
+        case 'E': {
+            char *md = fields_markdown();
+            if (!md) return 1;
+            fputs(md, stdout);
+            free(md);
+            return 0;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
