@@ -45,6 +45,8 @@ static void notification_events(struct bridge *b, struct vehicle *v, const cJSON
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(n, "id");
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(n, "type");
         if (!cJSON_IsString(id) || !cJSON_IsString(type)) continue;
+        /* Home Assistant warns about event types its entity does not declare. */
+        if (!fields_event_type_known(type->valuestring)) continue;
         if (state_seen_add(&b->state, v->info.vin, id->valuestring) != 1 || baseline) continue;
         cJSON *ev = cJSON_Duplicate(n, 1);
         if (!ev) continue;
