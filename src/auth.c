@@ -113,6 +113,16 @@ bool auth_needs_refresh(const struct auth *a, long long now)
     return now >= a->expires_at - refresh_margin(a);
 }
 
+long long auth_next_refresh_at(const struct auth *a)
+{
+    if (a->mode != AUTH_OAUTH || a->in_flight || a->permanent_failure || !a->refresh_token[0])
+        return AUTH_NEVER;
+    if (!a->access_token[0] || a->expired) return a->next_attempt_at;
+    if (a->expires_at == 0) return AUTH_NEVER;
+    long long at = a->expires_at - refresh_margin(a);
+    return at > a->next_attempt_at ? at : a->next_attempt_at;
+}
+
 void auth_refresh_begin(struct auth *a) { a->in_flight = true; }
 
 bool auth_take_rotated(struct auth *a)

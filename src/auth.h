@@ -83,6 +83,13 @@ int auth_set_access_token(struct auth *a, const char *access_token, long long ex
  * and the backoff after failures has passed. */
 bool auth_needs_refresh(const struct auth *a, long long now);
 
+/* Epoch second from which auth_needs_refresh() becomes true if nothing else
+ * happens (the caller sleeps until then), or AUTH_NEVER when it will not
+ * without an event (static mode, a refresh in flight, a permanent failure, no
+ * refresh token, or a token of unknown lifetime). */
+#define AUTH_NEVER 0x7fffffffffffffffLL
+long long auth_next_refresh_at(const struct auth *a);
+
 /* The form-encoded refresh request body:
  * grant_type=refresh_token&refresh_token=...&client_id=...[&client_secret=...]
  * Returns a malloc'd string the caller frees, or NULL when not in OAuth mode,

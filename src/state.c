@@ -193,6 +193,23 @@ int state_set_tokens(struct state *st, const char *refresh_token,
     return 0;
 }
 
+const char *state_configured_refresh_token(const struct state *st)
+{
+    return st->configured_refresh_token;
+}
+
+int state_set_configured_refresh_token(struct state *st, const char *refresh_token)
+{
+    if (!refresh_token) refresh_token = "";
+    if (!token_fits(refresh_token)) return -1;
+    if (strcmp(st->configured_refresh_token, refresh_token) != 0) {
+        snprintf(st->configured_refresh_token, sizeof st->configured_refresh_token, "%s",
+                 refresh_token);
+        st->dirty = true;
+    }
+    return 0;
+}
+
 bool state_seen_has(const struct state *st, const char *vin, const char *id)
 {
     const struct state_vehicle *v = find_vehicle(st, vin);
@@ -243,6 +260,16 @@ void state_calls_get(const struct state *st, const char *vin, const char *date,
     if (refresh_calls) *refresh_calls = r;
 }
 
+long state_calls_total(const struct state *st, const char *date)
+{
+    long total = 0;
+    for (size_t i = 0; date && i < st->vehicle_count; i++) {
+        const struct state_day *d = vehicle_day(&st->vehicles[i], date);
+        if (d && total < COUNT_MAX) total += d->calls;
+    }
+    return total;
+}
+
 /* ---- parsing (pure) ------------------------------------------------------ */
 
 /* An integral JSON number in [lo, hi]. */
@@ -276,7 +303,9 @@ static int parse_oauth(struct state *st, const cJSON *oauth, char *err, size_t e
         return -1;
     }
     if (json_opt_string(oauth, "refresh_token", st->refresh_token, sizeof st->refresh_token) ||
-        json_opt_string(oauth, "access_token", st->access_token, sizeof st->access_token)) {
+        json_opt_string(oauth, "access_token", st->access_token, sizeof st->access_token) ||
+        json_opt_string(oauth, "configured_refresh_token", st->configured_refresh_token,
+                        sizeof st->configured_refresh_token)) {
         snprintf(err, errlen, "oauth token is not a string of at most %d bytes",
                  STATE_TOKEN_MAX - 1);
         return -1;
@@ -488,7 +517,8 @@ char *state_serialize(const struct state *st)
         !cJSON_AddNumberToObject(root, "version", STATE_VERSION) ||
         !cJSON_AddStringToObject(oauth, "refresh_token", st->refresh_token) ||
         !cJSON_AddStringToObject(oauth, "access_token", st->access_token) ||
-        !cJSON_AddNumberToObject(oauth, "access_expires_at", (double)st->access_expires_at))
+        !cJSON_AddNumberToObject(oauth, "access_expires_at", (double)st->access_expires_at) ||
+        !cJSON_AddStringToObject(oauth, "configured_refresh_token", st->configured_refresh_token))
         goto out;
     for (size_t i = 0; i < st->vehicle_count; i++) {
         cJSON *v = serialize_vehicle(&st->vehicles[i]);

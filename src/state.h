@@ -7,7 +7,8 @@
  *
  * On disk it is one JSON object:
  *   {"format":"toyota2mqtt-state","version":1,
- *    "oauth":{"refresh_token":"...","access_token":"...","access_expires_at":1764220000},
+ *    "oauth":{"refresh_token":"...","access_token":"...","access_expires_at":1764220000,
+ *             "configured_refresh_token":"..."},   (the configuration's token the others descend from)
  *    "vehicles":{"JT...":{"seen":["id1","id2"],            (oldest first)
  *                         "calls":{"2026-11-27":{"calls":12,"refresh_status":1}}}}}
  *
@@ -56,6 +57,7 @@ struct state {
     char refresh_token[STATE_TOKEN_MAX];
     char access_token[STATE_TOKEN_MAX];
     long long access_expires_at;   /* epoch seconds, 0 = unknown */
+    char configured_refresh_token[STATE_TOKEN_MAX]; /* "" = not recorded */
     struct state_vehicle *vehicles;
     size_t vehicle_count;
     size_t vehicle_cap;
@@ -107,6 +109,15 @@ long long state_access_expires_at(const struct state *st);
 int state_set_tokens(struct state *st, const char *refresh_token,
                      const char *access_token, long long expires_at);
 
+/* The configuration's refresh token that the saved tokens descend from ("" =
+ * not recorded). When the configuration names another one, the operator
+ * re-authorised: the saved tokens are stale and the configured one wins. */
+const char *state_configured_refresh_token(const struct state *st);
+
+/* Records it (NULL means ""); marks st dirty when it changed. Returns -1 (st
+ * unchanged) when it is STATE_TOKEN_MAX bytes or longer. */
+int state_set_configured_refresh_token(struct state *st, const char *refresh_token);
+
 /* True when notification id was seen for vin. */
 bool state_seen_has(const struct state *st, const char *vin, const char *id);
 
@@ -128,5 +139,8 @@ int state_calls_add(struct state *st, const char *vin, const char *date, bool is
  * NULL); 0 and 0 when nothing was counted. */
 void state_calls_get(const struct state *st, const char *vin, const char *date,
                      long *calls, long *refresh_calls);
+
+/* The calls of every VIN on date. */
+long state_calls_total(const struct state *st, const char *date);
 
 #endif

@@ -258,6 +258,8 @@ static void test_timing(void)
     TEST_CHECK("auth: fresh token needs no refresh", !auth_needs_refresh(a, NOW));
     TEST_CHECK("auth: 61 s before expiry: no refresh", !auth_needs_refresh(a, NOW + 3539));
     TEST_CHECK("auth: 60 s before expiry: refresh", auth_needs_refresh(a, NOW + 3540));
+    TEST_CHECK("auth: next refresh time is expiry minus the margin",
+               auth_next_refresh_at(a) == NOW + 3540);
     respond(a, 200, "{\"access_token\":\"t\",\"expires_in\":300}", NOW, err, sizeof err);
     TEST_CHECK("auth: short token: margin is 10% (not yet)", !auth_needs_refresh(a, NOW + 269));
     TEST_CHECK("auth: short token: margin is 10%", auth_needs_refresh(a, NOW + 270));
@@ -273,6 +275,13 @@ static void test_timing(void)
     respond(a, 503, "", NOW, err, sizeof err);
     TEST_CHECK("auth: backoff after first failure", a->failures == 1 &&
                !auth_needs_refresh(a, NOW + 4) && auth_needs_refresh(a, NOW + 5));
+    TEST_CHECK("auth: next refresh time follows the backoff", auth_next_refresh_at(a) == NOW + 5);
+    auth_refresh_begin(a);
+    TEST_CHECK("auth: no next refresh time while one is in flight",
+               auth_next_refresh_at(a) == AUTH_NEVER);
+    respond(a, 503, "", NOW - 5, err, sizeof err);
+    a->failures = 1;
+    a->next_attempt_at = NOW + 5;
     respond(a, 503, "", NOW, err, sizeof err);
     TEST_CHECK("auth: backoff doubles", !auth_needs_refresh(a, NOW + 9) &&
                auth_needs_refresh(a, NOW + 10));

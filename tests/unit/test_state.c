@@ -78,6 +78,17 @@ static void test_accessors(void)
     TEST_CHECK("state: calls_add rejects a bad date",
                state_calls_add(&st, VIN1, "2026-13-01", false) == -1 &&
                state_calls_add(&st, VIN1, "26-11-27", false) == -1);
+    state_calls_add(&st, VIN2, "2026-11-27", false);
+    state_calls_add(&st, VIN2, "2026-11-26", false);
+    TEST_CHECK("state: calls_total sums the VINs of one day",
+               state_calls_total(&st, "2026-11-27") == 3 && state_calls_total(&st, "2026-11-25") == 0);
+
+    st.dirty = false;
+    TEST_CHECK("state: configured refresh token starts empty",
+               strcmp(state_configured_refresh_token(&st), "") == 0);
+    TEST_CHECK("state: set configured refresh token",
+               state_set_configured_refresh_token(&st, "cfg-rt") == 0 && state_dirty(&st) &&
+               strcmp(state_configured_refresh_token(&st), "cfg-rt") == 0);
 
     st.dirty = false;
     TEST_CHECK("state: set_tokens", state_set_tokens(&st, "r1", "a1", 1000) == 0);
@@ -174,6 +185,7 @@ static void test_round_trip(void)
     state_init(&st2);
     fill(&st, "R", 10);
     state_seen_add(&st, VIN1, "quote\" back\\ nl\n utf8 \xc3\xa9");
+    state_set_configured_refresh_token(&st, "configured-R");
     TEST_CHECK("state: save", state_save(&st, path, err, sizeof err) == 0);
     TEST_CHECK("state: save clears dirty", !state_dirty(&st));
     TEST_CHECK("state: load", state_load(&st2, path, err, sizeof err) == 0);
@@ -186,6 +198,8 @@ static void test_round_trip(void)
                state_seen_has(&st2, VIN1, "quote\" back\\ nl\n utf8 \xc3\xa9") &&
                state_seen_count(&st2, VIN1) == 11);
     TEST_CHECK("state: calls round-trip", c == 1 && r == 1);
+    TEST_CHECK("state: configured refresh token round-trips",
+               strcmp(state_configured_refresh_token(&st2), "configured-R") == 0);
     TEST_CHECK("state: loaded state is clean", !state_dirty(&st2));
     char *a = state_serialize(&st), *b = state_serialize(&st2);
     TEST_CHECK("state: identical serialisation after reload", a && b && strcmp(a, b) == 0);
