@@ -37,9 +37,24 @@ for t in "$BUILD"/tests/test_*; do
     case "$t" in *.d) continue ;; esac
     run_one "unit $(basename "$t")" "$t"
 done
+# Integration tests run two at a time (each uses its own ports and processes);
+# their output is printed whole, one test after another.
+outdir=$(mktemp -d)
+trap 'rm -rf "$log" "$outdir"' EXIT
+ls tests/integration/test_*.py 2>/dev/null | xargs -r -P "${T2M_JOBS:-2}" -I{} sh -c \
+    'n=$(basename "$1" .py); timeout 600 python3 "$1" >"$2/$n.out" 2>&1; echo $? >"$2/$n.rc"' _ {} "$outdir"
 for t in tests/integration/test_*.py; do
     [ -f "$t" ] || continue
-    run_one "integration $(basename "$t")" timeout 600 python3 "$t"
+    n=$(basename "$t" .py)
+    echo "== integration $n"
+    cat "$outdir/$n.out"
+    rc=$(cat "$outdir/$n.rc" 2>/dev/null || echo 1)
+    p=$(grep -c '^PASS ' "$outdir/$n.out"); f=$(grep -c '^FAIL ' "$outdir/$n.out"); s=$(grep -c '^SKIP ' "$outdir/$n.out")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL $n exited with status $rc"
+        f=1
+    fi
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 done
 
 echo
