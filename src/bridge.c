@@ -286,6 +286,8 @@ static int loop_timeout_ms(struct bridge *b)
         d = b->state_save_due - bridge_now();
     if (d < 0) d = 0;
     if (d > 30) d = 30;          /* also feeds the systemd watchdog */
+    uint64_t wd_us;
+    if (sd_watchdog_enabled(0, &wd_us) > 0 && d > (double)wd_us / 2e6) d = (double)wd_us / 2e6;
     return (int)ceil(d * 1000);
 }
 
@@ -343,7 +345,7 @@ static void shutdown_mqtt(struct bridge *b)
 
 static int setup(struct bridge *b, struct config *cfg, bool once, char *err, size_t errlen)
 {
-    char will[BRIDGE_TOPIC];
+    char will[BRIDGE_TOPIC], session[BRIDGE_TOPIC];
     memset(b, 0, sizeof *b);
     b->cfg = cfg;
     b->once = once;
@@ -364,12 +366,13 @@ static int setup(struct bridge *b, struct config *cfg, bool once, char *err, siz
         return -1;
     }
     bridge_topic(b, will, sizeof will, NULL, "bridge/state");
+    bridge_topic(b, session, sizeof session, NULL, "bridge/session");
     struct mqtt_opts mo = {
         .url = cfg->mqtt.url, .client_id = cfg->mqtt.client_id, .username = cfg->mqtt.username,
         .password = cfg->mqtt.password, .ca_file = cfg->mqtt.ca_file, .cert_file = cfg->mqtt.cert_file,
         .key_file = cfg->mqtt.key_file, .tls_verify = cfg->mqtt.tls_verify,
         .keepalive_s = cfg->mqtt.keepalive_s, .will_topic = will, .will_payload = "offline",
-        .session_expiry_s = once ? 0 : 7 * 86400,
+        .session_expiry_s = once ? 0 : 7 * 86400, .session_topic = session,
     };
     b->mqtt = mqtt_create(&mo, b->queue, err, errlen);
     if (!b->mqtt) return -1;
@@ -411,7 +414,8 @@ int bridge_run(struct config *cfg, bool once)
         log_info("toyota2mqtt %s: API %s, broker %s, base topic %s", T2M_VERSION,
                  cfg->api.base_url, cfg->mqtt.url, cfg->mqtt.base_topic);
         run_loop(b);
-        sd_notify(0, "STOPPING=1");
+        /* STOPPING=1 on a reload would make systemd wait for the exit. */
+        sd_notify(0, b->reload ? "RELOADING=1" : "STOPPING=1");
         if (once) status = b->once_errors ? 1 : 0;
         else if (b->reload) status = BRIDGE_RELOAD;
     }

@@ -25,8 +25,11 @@ struct queue_event {
     char *response_topic;    /* MQTT v5 response topic, NUL-terminated, or NULL */
     char *correlation;       /* MQTT v5 correlation data (binary), or NULL */
     size_t correlation_len;
-    long expiry_s;           /* MQTT v5 message expiry interval, -1 if none */
-    time_t received;         /* wall clock at arrival */
+    long expiry_s;           /* MQTT v5 message expiry interval left at arrival, -1 if none */
+    time_t received;         /* wall clock from which the message's age counts: its
+                                arrival, or for a replayed message the earliest time
+                                it can have been sent (0 = unknown: treat as too old) */
+    bool replayed;           /* queued by the broker while the bridge was away (mqtt.h) */
     struct queue_event *next;
 };
 
