@@ -706,6 +706,10 @@ int mqtt_publish_reply(struct mqtt *m, const char *topic, const void *payload, s
 int mqtt_subscribe(struct mqtt *m, const char *filter, int qos)
 {
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    /* Retain As Published: a command published retained keeps its retain
+     * flag on live delivery too, so the bridge can refuse it at once rather
+     * than run it now and find it stale on the next subscribe. */
+    ro.subscribeOptions.retainAsPublished = 1;
     int rc = MQTTAsync_subscribe(m->client, filter, qos, &ro);
     if (rc != MQTTASYNC_SUCCESS) {
         log_warn("mqtt: subscribe to %s failed (%d)", filter, rc);
