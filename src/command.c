@@ -511,7 +511,6 @@ int command_parse(const char *suffix, const char *payload, size_t len, bool reta
     if (!payload) payload = "";
     int s = find_suffix(suffix);
     if (s < 0) return fail(err, errlen, "unknown command topic");
-    if (retained) return fail(err, errlen, "retained command ignored: commands only fire when sent");
 
     const char *code = NULL;
     cJSON *root = NULL;
@@ -519,6 +518,9 @@ int command_parse(const char *suffix, const char *payload, size_t len, bool reta
     if (s == SUF_COMMAND) rc = parse_generic(payload, len, &r, &code, &root, err, errlen);
     else if (s == SUF_LOCK) rc = parse_lock(payload, len, &r, &code, &root, err, errlen);
     else rc = parse_plain((enum suffix)s, payload, len, &r, err, errlen);
+    /* A retained message never runs, whatever it says; it is parsed only so
+     * that its error result can name the command and echo its id. */
+    if (retained) rc = fail(err, errlen, "retained command ignored: commands only fire when sent");
     if (rc == 0) rc = authorise(&r, code, pol, err, errlen);
     cJSON_Delete(root);          /* code borrowed from root: not used past here */
     if (rc == 0) {

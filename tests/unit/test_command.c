@@ -225,6 +225,15 @@ static void test_rejections(void)
         reject(name, suffixes[i], valid[i], strlen(valid[i]), true, &pol_all,
                "retained command ignored: commands only fire when sent");
     }
+    /* Retained but well-formed: the error result still names it. Retained
+     * and malformed: the retained error wins, so the message is the same. */
+    struct command_req rreq;
+    char rerr[COMMAND_ERR];
+    const char *rj = "{\"command\":\"unlock\",\"id\":\"r-7\"}";
+    TEST_CHECK("retained: command and id understood for the result",
+               command_parse("command", rj, strlen(rj), true, &pol_all, &rreq, rerr, sizeof rerr) == -1 &&
+               rreq.cmd == CMD_UNLOCK && strcmp(rreq.id, "r-7") == 0 && strstr(rerr, "retained"));
+    reject("retained and malformed", "command", "{\"command\":", 12, true, &pol_all, "retained command ignored");
 
     REJ("empty payload", "command", "", "empty");
     REJ("not JSON", "command", "lock", "not valid JSON");
