@@ -65,7 +65,8 @@ struct mqtt {
     bool sync_sent;
     double sync_deadline;                 /* monotonic */
     char tls_error[160];                  /* last OpenSSL error of this attempt */
-    char last_fail[240];
+    char last_fail[320];
+    char first_fail[320];                 /* of the current outage, for the reminders */
     int fail_streak;
 
     MQTTAsync_willOptions will;
@@ -73,6 +74,8 @@ struct mqtt {
     MQTTProperties connect_props;
     char *url, *client_id, *username, *password, *ca, *cert, *key, *will_topic, *will_payload;
     char *session_topic;
+    double down_since;                    /* monotonic; 0 while connected (main thread) */
+    double next_reminder;                 /* seconds of outage for the next reminder */
     bool tls;
     bool verify;
     int keepalive_s;
@@ -232,6 +235,7 @@ static void on_connected(void *ctx, char *cause)
     pthread_mutex_lock(&m->lock);
     m->fail_streak = 0;
     m->last_fail[0] = '\0';
+    m->first_fail[0] = '\0';
     pthread_mutex_unlock(&m->lock);
     atomic_store(&m->connected, true);
     atomic_store(&m->sync_needed, true);
@@ -318,6 +322,26 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     return 1;
 }
 
+/* The reason in one of OpenSSL's error lines,
+ * "C0A6E3FC927F0000:error:0A000086:SSL routines:FUNC:certificate verify failed:FILE:LINE:"
+ * (the sixth field), or the whole line when it has another form. */
+static void ssl_reason(const char *str, size_t len, char *out, size_t outlen)
+{
+    size_t start = 0, field = 0, i;
+    for (i = 0; i < len && field < 5; i++)
+        if (str[i] == ':') {
+            field++;
+            start = i + 1;
+        }
+    size_t end = start;
+    while (end < len && str[end] != ':') end++;
+    if (field < 5 || end == start) {
+        start = 0;
+        end = len;
+    }
+    snprintf(out, outlen, "%.*s", (int)(end - start), str + start);
+}
+
 /* OpenSSL's reasons (certificate verify failed, ...): kept for the connect
  * failure's one log line. */
 static int on_ssl_error(const char *str, size_t len, void *ctx)
@@ -325,15 +349,33 @@ static int on_ssl_error(const char *str, size_t len, void *ctx)
     struct mqtt *m = ctx;
     while (len && (str[len - 1] == '\n' || str[len - 1] == '\r')) len--;
     pthread_mutex_lock(&m->lock);
-    if (!m->tls_error[0]) {
-        /* "error:0A000086:SSL routines::certificate verify failed" -> the reason. */
-        const char *r = str;
-        for (size_t i = 0; i + 1 < len; i++)
-            if (str[i] == ':' && str[i + 1] == ':') r = str + i + 2;
-        snprintf(m->tls_error, sizeof m->tls_error, "%.*s", (int)(len - (size_t)(r - str)), r);
-    }
+    if (!m->tls_error[0]) ssl_reason(str, len, m->tls_error, sizeof m->tls_error);
     pthread_mutex_unlock(&m->lock);
     return 1;
+}
+
+/* Paho reports a failed host name check only in its trace: SSLSocket.c logs
+ * "X509_check_host for hostname H failed" (then tries H as an IP address)
+ * and fails the connect as a bare "TCP/TLS connect failure". Its trace
+ * callback takes no context, so the note travels in a thread-local buffer
+ * from the trace line to the connect-failure callback, which Paho calls on
+ * the same thread. This is the program's one piece of non-local state; it
+ * holds a host name, never a secret. */
+static _Thread_local char host_check_note[128];
+
+static void on_trace(enum MQTTASYNC_TRACE_LEVELS level, char *message)
+{
+    static const char mark[] = "X509_check_host for hostname ";
+    (void)level;
+    if (!message) return;
+    const char *p = strstr(message, mark);
+    if (p) {
+        p += sizeof mark - 1;
+        const char *e = strstr(p, " failed");
+        if (e) snprintf(host_check_note, sizeof host_check_note, "%.*s", (int)(e - p), p);
+    } else if (strstr(message, "SSL certificate verification:") || strstr(message, "-> CONNECT")) {
+        host_check_note[0] = '\0';    /* a new handshake, or the IP check passed */
+    }
 }
 
 static void on_connect_failure(void *ctx, MQTTAsync_failureData5 *resp)
@@ -344,12 +386,23 @@ static void on_connect_failure(void *ctx, MQTTAsync_failureData5 *resp)
     bool same;
     pthread_mutex_lock(&m->lock);
     int w = snprintf(what, sizeof what, "%s", resp && resp->message ? resp->message : "failed");
-    if (resp && resp->reasonCode != MQTTREASONCODE_SUCCESS && w >= 0 && (size_t)w < sizeof what)
-        w += snprintf(what + w, sizeof what - (size_t)w, " (%s)",
-                      MQTTReasonCode_toString(resp->reasonCode));
+    /* A refused CONNACK: Paho puts the v5 reason code in reasonCode, or in code. */
+    int reason = resp ? (resp->reasonCode != MQTTREASONCODE_SUCCESS ? (int)resp->reasonCode
+                         : resp->code >= 0x80 && resp->code <= 0xA2 ? resp->code : 0) : 0;
+    const char *rs = reason ? MQTTReasonCode_toString((enum MQTTReasonCodes)reason) : NULL;
+    if (reason && w >= 0 && (size_t)w < sizeof what)
+        w += snprintf(what + w, sizeof what - (size_t)w, " %d (%s)", reason, rs ? rs : "?");
+    else if (resp && resp->code != MQTTASYNC_FAILURE && w >= 0 && (size_t)w < sizeof what)
+        w += snprintf(what + w, sizeof what - (size_t)w, " (%d)", resp->code);
     if (m->tls_error[0] && w >= 0 && (size_t)w < sizeof what)
-        snprintf(what + w, sizeof what - (size_t)w, "; TLS: %s", m->tls_error);
+        w += snprintf(what + w, sizeof what - (size_t)w, "; TLS: %s", m->tls_error);
+    else if (host_check_note[0] && w >= 0 && (size_t)w < sizeof what)
+        w += snprintf(what + w, sizeof what - (size_t)w,
+                      "; TLS: the broker's certificate does not name %s (host name verification, "
+                      "mqtt.tls.verify)", host_check_note);
     m->tls_error[0] = '\0';
+    host_check_note[0] = '\0';
+    if (!m->first_fail[0]) memcpy(m->first_fail, what, sizeof what);
     same = strcmp(what, m->last_fail) == 0;
     memcpy(m->last_fail, what, sizeof what);
     n = ++m->fail_streak;
@@ -427,6 +480,10 @@ struct mqtt *mqtt_create(const struct mqtt_opts *o, struct queue *q, char *err, 
         return NULL;
     }
     m->tls = strncmp(m->url, "ssl://", 6) == 0 || strncmp(m->url, "wss://", 6) == 0;
+    if (m->tls && m->verify) {
+        MQTTAsync_setTraceCallback(on_trace);
+        MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_PROTOCOL);
+    }
 
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
     co.sendWhileDisconnected = 0;
@@ -489,6 +546,8 @@ int mqtt_start(struct mqtt *m)
     }
     if (m->tls) setup_tls(m, &co);
     int rc = MQTTAsync_connect(m->client, &co);
+    /* Paho keeps its own copy; ours must not outlive Paho's heap check. */
+    MQTTProperties_free(&m->connect_props);
     if (rc != MQTTASYNC_SUCCESS) {
         log_error("mqtt: cannot start connecting to %s (%d)", m->url, rc);
         return -1;
@@ -622,8 +681,34 @@ static void sync_tick(struct mqtt *m)
     }
 }
 
+/* Paho reports only the first failure of a reconnection series: a broker
+ * that stays away is mentioned again after 10 s, 20 s, 40 s ... 10 min. */
+static void remind(struct mqtt *m)
+{
+    if (atomic_load(&m->connected)) {
+        m->down_since = 0;
+        return;
+    }
+    double now = mono_now();
+    if (m->down_since == 0) {
+        m->down_since = now;
+        m->next_reminder = 10;
+        return;
+    }
+    if (now - m->down_since < m->next_reminder) return;
+    char why[sizeof m->first_fail];
+    pthread_mutex_lock(&m->lock);
+    memcpy(why, m->first_fail, sizeof why);
+    pthread_mutex_unlock(&m->lock);
+    log_warn("mqtt: still not connected to %s after %.0f s%s%s%s; retrying at least every %d s",
+             m->url, now - m->down_since, why[0] ? " (first error: " : "", why, why[0] ? ")" : "",
+             RETRY_MAX_S);
+    m->next_reminder = m->next_reminder >= 300 ? m->next_reminder + 600 : m->next_reminder * 2;
+}
+
 void mqtt_flush(struct mqtt *m)
 {
+    remind(m);
     if (m->session_topic) sync_tick(m);
     if (!m->out_head || !atomic_load(&m->connected)) return;
     int room = MQTT_MAX_INFLIGHT - paho_pending(m);
