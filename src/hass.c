@@ -179,15 +179,16 @@ static void lock_entity(struct ctx *c, bool applies)
     char t[HASS_TOPIC];
     cJSON *e = entity_new(c, "lock", "lock", "Doors");
     if (!e) return;
-    add_str(e, "state_topic", topic(c, t, sizeof t, "status"), &c->err);
-    add_str(e, "value_template",
-            "{{ {true: 'LOCKED', false: 'UNLOCKED'}.get(value_json.get('doorsLocked'), 'None') }}",
-            &c->err);
+    /* <base>/<VIN>/lock/state (cmdexec.c): status.doorsLocked as LOCKED or
+     * UNLOCKED, and LOCKING/UNLOCKING while such a command is pending. */
+    add_str(e, "state_topic", topic(c, t, sizeof t, "lock/state"), &c->err);
     add_str(e, "command_topic", topic(c, t, sizeof t, "lock/set"), &c->err);
     add_str(e, "payload_lock", "LOCK", &c->err);
     add_str(e, "payload_unlock", "UNLOCK", &c->err);
     add_str(e, "state_locked", "LOCKED", &c->err);
     add_str(e, "state_unlocked", "UNLOCKED", &c->err);
+    add_str(e, "state_locking", "LOCKING", &c->err);
+    add_str(e, "state_unlocking", "UNLOCKING", &c->err);
     if (c->o->unlock_code) {
         /* Any code (even none, so locking needs none); the bridge checks it
          * for unlocking. The template is the only way the code gets out. */
@@ -280,6 +281,9 @@ static void alias_entity(struct ctx *c, bool applies)
     add_str(e, "value_template",
             "{{ value_json.get('alias')[:64] if value_json.get('alias') is string else '' }}", &c->err);
     add_str(e, "command_topic", topic(c, t, sizeof t, "alias/set"), &c->err);
+    /* 0, not 1: a vehicle without an alias has an empty state, which Home
+     * Assistant would refuse under min 1. Submitting an empty alias gets an
+     * error result from the bridge (the API requires one). */
     add_num(e, "min", 0, &c->err);
     add_num(e, "max", 64, &c->err);
     add_str(e, "mode", "text", &c->err);

@@ -195,7 +195,8 @@ static void test_full_vehicle(void)
                strstr(s, "\"event_types\":[\"alert\",\"message\",\"recall\",\"maintenance\",\"service\"]"));
     s = find(&m, "lock", "lock");
     TEST_CHECK("lock without a code", s && strstr(s, "\"command_topic\":\"toyota2mqtt/" VIN "/lock/set\"") &&
-               strstr(s, "\"state_topic\":\"toyota2mqtt/" VIN "/status\"") && !strstr(s, "code_format") &&
+               strstr(s, "\"state_topic\":\"toyota2mqtt/" VIN "/lock/state\"") &&
+                strstr(s, "\"state_locking\":\"LOCKING\"") && !strstr(s, "code_format") &&
                !strstr(s, "command_template"));
     s = find(&m, "climate", "climate");
     TEST_CHECK("climate", s && strstr(s, "\"modes\":[\"off\",\"auto\",\"cool\",\"heat\"]") &&
