@@ -18,23 +18,7 @@
 
 #include <cjson/cJSON.h>
 
-static const char *const command_names[] = {
-    [CMD_LOCK] = "lock",
-    [CMD_UNLOCK] = "unlock",
-    [CMD_HORN] = "horn",
-    [CMD_LIGHTS] = "lights",
-    [CMD_PANIC_ON] = "panic_on",
-    [CMD_PANIC_OFF] = "panic_off",
-    [CMD_TRUNK_OPEN] = "trunk_open",
-    [CMD_CLIMATE_START] = "climate_start",
-    [CMD_CLIMATE_STOP] = "climate_stop",
-    [CMD_CLIMATE_SETTINGS] = "climate_settings",
-    [CMD_REFRESH_STATUS] = "refresh_status",
-    [CMD_REFRESH_ELECTRIC] = "refresh_electric",
-    [CMD_SET_ALIAS] = "set_alias",
-};
-_Static_assert(sizeof command_names / sizeof command_names[0] == CMD_COUNT,
-               "one name per command");
+/* Command names live in one table, config.c's (commands.allow uses them). */
 
 /* The suffixes the bridge subscribes to below <base>/<VIN>/. */
 enum suffix { SUF_COMMAND, SUF_LOCK, SUF_MODE, SUF_PRESET, SUF_TEMP, SUF_FAN, SUF_ALIAS, SUF_COUNT };
@@ -56,14 +40,12 @@ static const char *const common_fields[] = { "command", "id", "code", NULL };
 
 const char *command_name(enum command_id cmd)
 {
-    return (unsigned)cmd < CMD_COUNT ? command_names[cmd] : NULL;
+    return config_command_name(cmd);
 }
 
 int command_from_name(const char *name)
 {
-    for (int i = 0; name && i < CMD_COUNT; i++)
-        if (strcmp(name, command_names[i]) == 0) return i;
-    return -1;
+    return name ? config_command_from_name(name) : -1;
 }
 
 /* The arguments a generic command may carry, NULL-terminated. */
@@ -364,7 +346,7 @@ static int parse_generic(const char *payload, size_t len, struct command_req *r,
     if (id < 0) return fail(err, errlen, "unknown command '%s'", shown(c->valuestring, buf, sizeof buf));
     r->cmd = (enum command_id)id;
     char what[64];
-    snprintf(what, sizeof what, "command '%s'", command_names[id]);
+    snprintf(what, sizeof what, "command '%s'", command_name(id));
     if (check_fields(root, common_fields, command_args(r->cmd), what, err, errlen)) return -1;
     if (take_args(root, r, err, errlen)) return -1;
     return take_code(root, code_out, err, errlen);
@@ -479,7 +461,7 @@ static int authorise(const struct command_req *r, const char *code,
     for (int i = 0; i < nneed; i++)
         if (!(pol->allow & (1u << need[i])))
             return fail(err, errlen, "command '%s' is not allowed; add it to commands.allow "
-                        "in the configuration to enable it", command_names[need[i]]);
+                        "in the configuration to enable it", command_name(need[i]));
     bool needs_code = r->cmd == CMD_UNLOCK || r->cmd == CMD_TRUNK_OPEN;
     if (needs_code && pol->unlock_code && pol->unlock_code[0] &&
         (!code || !code_equal(code, pol->unlock_code)))
@@ -570,7 +552,7 @@ static char *print_body(cJSON *o)
 static cJSON *body_remote(const struct command_req *r)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddStringToObject(o, "command", command_names[r->cmd]) ||
+    if (!o || !cJSON_AddStringToObject(o, "command", command_name(r->cmd)) ||
         (r->cmd == CMD_HORN && r->beeps && !cJSON_AddNumberToObject(o, "beeps", r->beeps))) {
         cJSON_Delete(o);
         return NULL;
