@@ -28,6 +28,28 @@ static void usage(FILE *f)
             "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the configuration.\n");
 }
 
+/* Runs the bridge until it stops; on SIGHUP re-reads path into next and
+ * runs again with it. The bridge validated the file before asking for the
+ * reload, but it may have changed since: a file that no longer loads keeps
+ * the running configuration instead of ending the daemon. */
+static int run(struct config *cfg, struct config *next, const char *path, const char *level,
+               bool once, char *err, size_t errlen)
+{
+    for (;;) {
+        if (level) snprintf(cfg->log_level, sizeof cfg->log_level, "%s", level);
+        int status = bridge_run(cfg, once);
+        if (status != BRIDGE_RELOAD) return status;
+        if (config_load(next, path, err, errlen) != 0) {
+            log_error("reload: %s; keeping the running configuration", err);
+            continue;
+        }
+        struct config *t = cfg;
+        cfg = next;
+        next = t;
+        memset(next, 0, sizeof *next);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -72,23 +94,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "toyota2mqtt: cannot initialise libcurl\n");
         return 1;
     }
-    struct config *cfg = malloc(sizeof *cfg);
-    int status = cfg ? 0 : 1;
+    struct config *cfg = malloc(sizeof *cfg), *next = malloc(sizeof *next);
+    int status = cfg && next ? 0 : 1;
     char err[CONFIG_ERR];
-    while (cfg) {
-        if (config_load(cfg, path, err, sizeof err) != 0) {
-            fprintf(stderr, "toyota2mqtt: %s\n", err);
-            status = 2;
-            break;
-        }
-        if (level) snprintf(cfg->log_level, sizeof cfg->log_level, "%s", level);
-        if (check) {
-            printf("%s: configuration is valid\n", path);
-            break;
-        }
-        status = bridge_run(cfg, once);
-        if (status != BRIDGE_RELOAD) break;
+    if (status == 0 && config_load(cfg, path, err, sizeof err) != 0) {
+        fprintf(stderr, "toyota2mqtt: %s\n", err);
+        status = 2;
+    } else if (status == 0 && check) {
+        printf("%s: configuration is valid\n", path);
+    } else if (status == 0) {
+        status = run(cfg, next, path, level, once, err, sizeof err);
     }
+    if (next) memset(next, 0, sizeof *next);
+    free(next);
     if (cfg) memset(cfg, 0, sizeof *cfg);    /* secrets do not outlive their use */
     free(cfg);
     curl_global_cleanup();

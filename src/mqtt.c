@@ -56,6 +56,7 @@ struct mqtt {
 
     pthread_mutex_t lock;                 /* guards the members up to fail_streak */
     bool lock_ok;
+    bool closing;                         /* no more events (see deliver()) */
     bool in_replay;                       /* non-retained messages are held back */
     struct queue_event *held_head, *held_tail;
     size_t held_n;
@@ -94,12 +95,32 @@ static double mono_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Hands an event to the main thread. Once mqtt_stop() has begun closing,
+ * events are dropped: the queue's wakeup belongs to the HTTP module, which
+ * the bridge tears down first, and Paho still calls back (failures of
+ * pending publishes) while it is destroyed. The lock makes "closing" a
+ * barrier: no callback is inside queue_push() when mqtt_stop() returns. */
+static void deliver(struct mqtt *m, struct queue_event *ev)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->closing) queue_event_free(ev);
+    else queue_push(m->q, ev);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void wake(struct mqtt *m)
+{
+    pthread_mutex_lock(&m->lock);
+    if (!m->closing) queue_wake(m->q);
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void push_simple(struct mqtt *m, enum queue_kind kind)
 {
     struct queue_event *ev = queue_event_new(kind);
     if (ev) {
         ev->received = time(NULL);
-        queue_push(m->q, ev);
+        deliver(m, ev);
     }
 }
 
@@ -157,7 +178,7 @@ static void release(struct mqtt *m, struct queue_event *list, size_t n, long lon
         list = ev->next;
         ev->received = since > 0 ? (time_t)since : 0;
         ev->replayed = true;
-        queue_push(m->q, ev);
+        deliver(m, ev);
     }
 }
 
@@ -184,7 +205,7 @@ static void hold_or_push(struct mqtt *m, struct queue_event *ev)
             return;
         }
     }
-    queue_push(m->q, ev);
+    deliver(m, ev);
 }
 
 /* The marker expected back for the current connection. Lock held. */
@@ -566,14 +587,14 @@ static void on_sent(void *ctx, MQTTAsync_successData5 *d)
 {
     struct mqtt *m = ctx;
     (void)d;
-    queue_wake(m->q);
+    wake(m);
 }
 
 static void on_send_failed(void *ctx, MQTTAsync_failureData5 *d)
 {
     struct mqtt *m = ctx;
     (void)d;
-    queue_wake(m->q);
+    wake(m);
 }
 
 /* Publishes Paho holds (queued commands plus QoS 1 in flight). Counted by
@@ -859,13 +880,21 @@ void mqtt_stop(struct mqtt *m, int timeout_ms)
     /* Also ends automatic reconnection when the broker is away. */
     int rc = MQTTAsync_disconnect(m->client, &d);
     atomic_store(&m->connected, false);
-    if (rc != MQTTASYNC_SUCCESS) return;
-    while (!atomic_load(&m->disconnected_done) && mono_now() < end + 0.05) usleep(5 * 1000);
+    if (rc == MQTTASYNC_SUCCESS)
+        while (!atomic_load(&m->disconnected_done) && mono_now() < end + 0.05) usleep(5 * 1000);
+    pthread_mutex_lock(&m->lock);
+    m->closing = true;
+    pthread_mutex_unlock(&m->lock);
 }
 
 void mqtt_destroy(struct mqtt *m)
 {
     if (!m) return;
+    if (m->lock_ok) {
+        pthread_mutex_lock(&m->lock);
+        m->closing = true;
+        pthread_mutex_unlock(&m->lock);
+    }
     if (m->client) MQTTAsync_destroy(&m->client);
     while (m->out_head) {
         struct outmsg *o = m->out_head;
