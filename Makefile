@@ -11,7 +11,7 @@ SAN      ?= 0
 # Debian packages the build, the demo and the tests need.
 DEB_PKGS := build-essential pkg-config libpaho-mqtt-dev libcurl4-openssl-dev \
             libcjson-dev libconfig-dev libmicrohttpd-dev libsystemd-dev \
-            mosquitto mosquitto-clients python3 openssl
+            mosquitto mosquitto-clients python3 openssl valgrind
 FUZZ_PKGS := clang libclang-rt-14-dev
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes
