@@ -30,6 +30,7 @@
 #define SHUTDOWN_MS 1500
 #define ONCE_CONNECT_WAIT_S 20.0
 #define STATE_SAVE_DELAY_S 5.0
+#define RATE_LIMIT_DEFAULT_S 60    /* a 429 without Retry-After */
 
 double bridge_now(void)
 {
@@ -64,19 +65,81 @@ void bridge_note_error(struct bridge *b, const char *vin, const char *res, const
 void bridge_note_success(struct bridge *b)
 {
     b->last_success = time(NULL);
+    b->auth_failed = false;      /* the API took our token */
     b->stats_dirty = true;
 }
 
-void bridge_count_call(struct bridge *b)
+/* A new UTC day starts every count from zero. */
+const char *bridge_today(struct bridge *b)
 {
     char today[11];
     poller_date(today, time(NULL), 0);
     if (strcmp(today, b->api_calls_day) != 0) {
         memcpy(b->api_calls_day, today, sizeof today);
-        b->api_calls_today = 0;
+        b->api_calls_today = state_calls_total(&b->state, today);
+        b->stats_dirty = true;
+        for (size_t i = 0; i < b->nvehicles; i++) b->vehicles[i].calls_published = false;
     }
+    return b->api_calls_day;
+}
+
+void bridge_count_call(struct bridge *b)
+{
+    bridge_today(b);
     b->api_calls_today++;
     b->stats_dirty = true;
+}
+
+void bridge_count_vehicle_call(struct bridge *b, const char *vin, bool is_refresh)
+{
+    bridge_count_call(b);
+    if (!vin) return;
+    if (state_calls_add(&b->state, vin, b->api_calls_day, is_refresh) != 0)
+        log_msg(LOG_WARN, vin, NULL, "cannot count the API call in the state");
+    struct vehicle *v = bridge_vehicle(b, vin);
+    if (v) v->calls_published = false;
+}
+
+bool bridge_budget_ok(struct bridge *b, const struct vehicle *v)
+{
+    long calls = 0;
+    if (!v || b->cfg->api.daily_limit <= 0) return true;
+    bridge_today(b);
+    state_calls_get(&b->state, v->info.vin, b->api_calls_day, &calls, NULL);
+    return calls < b->cfg->api.daily_limit;
+}
+
+bool bridge_may_refresh(struct bridge *b, const struct vehicle *v)
+{
+    long refresh = 0;
+    if (!v || b->cfg->api.refresh_daily_limit <= 0) return true;
+    bridge_today(b);
+    state_calls_get(&b->state, v->info.vin, b->api_calls_day, NULL, &refresh);
+    return refresh < b->cfg->api.refresh_daily_limit;
+}
+
+void bridge_rate_limited(struct bridge *b, long retry_after_s)
+{
+    double now = bridge_now();
+    double until = now + (double)(retry_after_s >= 0 ? retry_after_s : RATE_LIMIT_DEFAULT_S);
+    if (until <= b->api_pause_until) return;
+    if (b->api_pause_until <= now)
+        log_warn("the API is rate limiting (HTTP 429): no API call for %.0f s%s", until - now,
+                 retry_after_s >= 0 ? " (its Retry-After)" : "");
+    b->api_pause_until = until;
+}
+
+bool bridge_auth_renewable(const struct bridge *b)
+{
+    return b->auth.mode == AUTH_OAUTH && !b->auth.permanent_failure && b->auth.refresh_token[0];
+}
+
+double bridge_calls_resume_at(const struct bridge *b)
+{
+    if (b->auth.mode == AUTH_OAUTH && (b->auth.in_flight || !b->auth.access_token[0] ||
+                                       b->auth.expired))
+        return INFINITY;
+    return b->api_pause_until > bridge_now() ? b->api_pause_until : 0;
 }
 
 void bridge_auth_header(struct bridge *b, char *buf, size_t len)
@@ -87,17 +150,20 @@ void bridge_auth_header(struct bridge *b, char *buf, size_t len)
 bool bridge_unauthorized(struct bridge *b)
 {
     bool retry = auth_on_unauthorized(&b->auth);
-    if (!retry) bridge_note_error(b, NULL, "auth", "the API rejected the access token (401)");
+    if (!retry && !bridge_auth_renewable(b)) {
+        if (!b->auth_failed)
+            log_msg(LOG_ERROR, NULL, "auth", "the API rejected the access token (HTTP 401)%s",
+                    b->auth.mode == AUTH_STATIC ? ": check api.token" : "");
+        b->auth_failed = true;
+        bridge_note_error(b, NULL, "auth", "the API rejected the access token (401)");
+    }
     return retry;
 }
 
 bool bridge_may_call(struct bridge *b, const struct vehicle *v)
 {
-    (void)v;
-    if (b->auth.mode == AUTH_OAUTH && (b->auth.in_flight || !b->auth.access_token[0] ||
-                                       b->auth.expired))
-        return false;
-    return true;
+    if (bridge_calls_resume_at(b) != 0) return false;
+    return bridge_budget_ok(b, v);
 }
 
 /* ---- OAuth refresh ---------------------------------------------------- */
@@ -118,16 +184,26 @@ static void on_token(void *ud, const struct http_response *resp)
     int rc = auth_handle_token_response(&b->auth, resp->error ? 0 : (int)resp->status,
                                         resp->body, resp->len, (long long)time(NULL), err, sizeof err);
     if (rc == AUTH_OK) {
-        log_info("auth: access token renewed");
+        log_info("auth: access token renewed%s", b->auth_error[0] ? " (the token endpoint answers again)" : "");
+        b->auth_error[0] = '\0';
+        b->auth_failed = false;
+        b->auth_gen++;
         state_set_tokens(&b->state, b->auth.refresh_token, b->auth.access_token, b->auth.expires_at);
         if (auth_take_rotated(&b->auth)) save_state_now(b);    /* a rotated refresh token is precious */
         else b->state_save_due = bridge_now() + STATE_SAVE_DELAY_S;
-    } else {
-        log_msg(rc == AUTH_FATAL ? LOG_ERROR : LOG_WARN, NULL, "auth", "token refresh failed: %s%s",
-                resp->error ? resp->error : err, rc == AUTH_FATAL ? "" : " (will retry)");
-        bridge_note_error(b, NULL, "auth", rc == AUTH_FATAL ? err : "token refresh failed");
-        if (b->once && rc == AUTH_FATAL) b->stop = true;
+        return;
     }
+    /* Once per streak, and always when it is fatal: the backoff already
+     * spaces the attempts, but a dead endpoint should not fill the log. */
+    if (!b->auth_error[0] || rc == AUTH_FATAL)
+        log_msg(rc == AUTH_FATAL ? LOG_ERROR : LOG_WARN, NULL, "auth", "token refresh failed: %s%s",
+                resp->error ? resp->error : err,
+                rc == AUTH_FATAL ? "; API calls stop until the configuration is fixed" : " (will retry)");
+    snprintf(b->auth_error, sizeof b->auth_error, "%s", resp->error ? resp->error : err);
+    bridge_note_error(b, NULL, "auth", rc == AUTH_FATAL ? err : "token refresh failed");
+    if (rc == AUTH_FATAL)
+        for (size_t i = 0; i < b->nvehicles; i++) sync_vehicle_availability(b, &b->vehicles[i]);
+    if (b->once && rc == AUTH_FATAL) b->stop = true;
 }
 
 static void auth_tick(struct bridge *b)
@@ -154,8 +230,21 @@ static int auth_setup(struct bridge *b, char *err, size_t errlen)
     if (!c->api.oauth.token_url[0])
         return auth_init_static(&b->auth, c->api.token) == 0 ? 0
                : (snprintf(err, errlen, "api.token is not usable"), -1);
-    const char *rt = state_refresh_token(&b->state)[0] ? state_refresh_token(&b->state)
-                                                        : c->api.oauth.refresh_token;
+    const char *cfg_rt = c->api.oauth.refresh_token;
+    const char *origin = state_configured_refresh_token(&b->state);
+    if (state_refresh_token(&b->state)[0] && origin[0] && strcmp(origin, cfg_rt) != 0) {
+        /* The operator put a new refresh token in the configuration (after an
+         * invalid_grant, say): the saved ones descend from the old one. */
+        log_info("auth: api.oauth.refresh_token changed since the state file was written: using it");
+        state_set_tokens(&b->state, NULL, NULL, 0);
+    }
+    if (state_set_configured_refresh_token(&b->state, cfg_rt) != 0) {
+        snprintf(err, errlen, "api.oauth.refresh_token is too long");
+        return -1;
+    }
+    if (!c->state_file[0])
+        log_warn("auth: no state_file: a rotated refresh token is lost when the bridge stops");
+    const char *rt = state_refresh_token(&b->state)[0] ? state_refresh_token(&b->state) : cfg_rt;
     if (auth_init_oauth(&b->auth, c->api.oauth.token_url, c->api.oauth.client_id,
                         c->api.oauth.client_secret, rt) != 0) {
         snprintf(err, errlen, "api.oauth settings are not usable");
@@ -280,7 +369,17 @@ static int loop_timeout_ms(struct bridge *b)
 {
     double next = poller_next_due(b);
     double cmd = cmdexec_next_due(b);
+    if (cmd <= bridge_now()) {
+        /* A queued command waits for the same thing as the poller. */
+        double resume = bridge_calls_resume_at(b);
+        if (resume > cmd) cmd = resume;
+    }
     if (cmd < next) next = cmd;
+    long long auth_at = auth_next_refresh_at(&b->auth);
+    if (auth_at != AUTH_NEVER) {
+        double a = bridge_now() + (double)(auth_at - (long long)time(NULL));
+        if (a < next) next = a;
+    }
     double d = next - bridge_now();
     if (b->state_save_due > 0 && b->state_save_due - bridge_now() < d)
         d = b->state_save_due - bridge_now();
@@ -353,6 +452,8 @@ static int setup(struct bridge *b, struct config *cfg, bool once, char *err, siz
     state_init(&b->state);
     log_set_level((enum log_level)log_level_parse(cfg->log_level));
     if (state_load(&b->state, cfg->state_file, err, errlen) != 0) return -1;
+    poller_date(b->api_calls_day, time(NULL), 0);
+    b->api_calls_today = state_calls_total(&b->state, b->api_calls_day);
     if (auth_setup(b, err, errlen) != 0) return -1;
     b->sigfd = signals_setup();
     if (b->sigfd < 0) {

@@ -34,6 +34,8 @@ struct slot {
     bool fetched;             /* fetched successfully at least once */
     int failures;             /* consecutive failures, for backoff */
     bool error_logged;        /* the current failure streak was logged */
+    bool auth_retry;          /* requeued after a 401: the next 401 is a failure */
+    char last_error[160];     /* why the last attempt failed */
 };
 
 struct vehicle {
@@ -47,6 +49,13 @@ struct vehicle {
     bool discovery_dirty;     /* discovery must be (re)published */
     bool discovery_sent;      /* discovery published for this vehicle */
     bool notifications_baselined; /* existing notifications taken as seen */
+    char last_error[200];     /* why the last fetch failed (no secrets) */
+    bool breaker_open;        /* failing: only one probe request at a time, rarely */
+    int probes;               /* failed probes since the breaker opened */
+    double probe_due;         /* monotonic: next probe while the breaker is open */
+    int probe_res;            /* the resource being probed, -1 none */
+    bool budget_paused;       /* api.daily_limit reached today: not polled */
+    bool calls_published;     /* <base>/<VIN>/api_calls is up to date */
 };
 
 struct bridge {
@@ -67,6 +76,8 @@ struct bridge {
     bool vehicles_inflight;
     bool vehicles_loaded;     /* the account's list has been read once */
     int vehicles_failures;
+    bool vehicles_auth_retry; /* the list was requeued after a 401 */
+    char vehicles_error[200]; /* why the last vehicle list request failed */
 
     int sigfd;
     bool stop;
@@ -81,6 +92,15 @@ struct bridge {
     char last_error[256];
     time_t last_error_at;
     bool stats_dirty;
+
+    double api_pause_until;   /* monotonic: the API said 429, wait until then */
+    unsigned auth_gen;        /* bumped by every renewal: tells stale 401s apart */
+    bool auth_failed;         /* the API rejected our (renewed) token */
+    char auth_error[256];     /* why the token could not be renewed (no secrets) */
+    char problem[320];        /* what <base>/bridge/error says ("" = nothing) */
+    char problem_key[64];     /* which condition it is: "at" stays while it holds */
+    time_t problem_at;
+    bool problem_published;
 };
 
 /* Monotonic seconds. */
@@ -97,7 +117,38 @@ struct vehicle *bridge_vehicle(struct bridge *b, const char *vin);
 /* Records a failure for the bridge's diagnostics (last error). */
 void bridge_note_error(struct bridge *b, const char *vin, const char *res, const char *msg);
 void bridge_note_success(struct bridge *b);
+
+/* Today's date (UTC, YYYY-MM-DD), the day API calls are counted for; when
+ * it changes the counts start again. */
+const char *bridge_today(struct bridge *b);
+
+/* Counts one API call in bridge/stats. Calls for a vehicle should use
+ * bridge_count_vehicle_call() instead, which also counts them per vehicle. */
 void bridge_count_call(struct bridge *b);
+
+/* Counts one API call for the vehicle vin (NULL: the account's), today (UTC),
+ * persisted in the state file; is_refresh for a refresh_status command. */
+void bridge_count_vehicle_call(struct bridge *b, const char *vin, bool is_refresh);
+
+/* False when vehicle v spent its api.daily_limit today (UTC). */
+bool bridge_budget_ok(struct bridge *b, const struct vehicle *v);
+
+/* False when vehicle v spent its api.refresh_daily_limit of refresh_status
+ * commands today (UTC): the command must fail with that reason. */
+bool bridge_may_refresh(struct bridge *b, const struct vehicle *v);
+
+/* The API answered 429: no call until Retry-After (retry_after_s, -1 when
+ * absent) has passed. */
+void bridge_rate_limited(struct bridge *b, long retry_after_s);
+
+/* True when a rejected access token can be renewed (OAuth with a usable
+ * refresh token): a request that got a 401 should wait for bridge_may_call()
+ * and go again, rather than fail. */
+bool bridge_auth_renewable(const struct bridge *b);
+
+/* Monotonic time from which API calls may start again (0: now), INFINITY
+ * while an event (a token) is awaited. Ignores per-vehicle budgets. */
+double bridge_calls_resume_at(const struct bridge *b);
 
 /* "Authorization: Bearer ..." for the current access token, into buf. */
 void bridge_auth_header(struct bridge *b, char *buf, size_t len);
@@ -106,9 +157,9 @@ void bridge_auth_header(struct bridge *b, char *buf, size_t len);
  * worthwhile (OAuth mode, first 401 for this token). */
 bool bridge_unauthorized(struct bridge *b);
 
-/* False while API calls must wait: the token is being renewed, or the daily
- * budget (api.daily_limit) of vehicle v (or of every vehicle, v NULL) is
- * spent. */
+/* False while API calls must wait: the token is being renewed, the API asked
+ * to wait (429 Retry-After), or the daily budget (api.daily_limit) of vehicle v
+ * is spent (v NULL: account-wide conditions only). */
 bool bridge_may_call(struct bridge *b, const struct vehicle *v);
 
 /* bridge_run()'s status when SIGHUP asked for the configuration to be

@@ -20,7 +20,8 @@ bool poller_done_once(const struct bridge *b);
 /* Publishes bridge/info (version, VINs, configuration without secrets). */
 void poller_publish_info(struct bridge *b);
 
-/* Publishes bridge/stats when it changed. */
+/* Publishes what changed of bridge/stats, bridge/error (what is wrong, or
+ * cleared) and each vehicle's api_calls. */
 void poller_publish_stats(struct bridge *b);
 
 /* Frees the vehicle table. */

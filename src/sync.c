@@ -113,7 +113,11 @@ void sync_vehicle_availability(struct bridge *b, struct vehicle *v)
     char topic[BRIDGE_TOPIC];
     bool any = false;
     for (int r = 0; r < RES_COUNT; r++) any |= v->slot[r].fetched;
-    bool online = any && v->failures < 3;
+    /* A refresh token the server refused stops every call: nothing is fetched. */
+    bool online = any && v->failures < 3 &&
+                  !(b->auth.mode == AUTH_OAUTH && b->auth.permanent_failure);
+    /* Not asked successfully yet and no real failure (a 429, say): unknown. */
+    if (!any && v->failures < 3 && !v->online) return;
     if (bridge_topic(b, topic, sizeof topic, v->info.vin, "availability") == 0)
         publish_retained(b->pub, topic, online ? "online" : "offline");
     if (online != v->online)
