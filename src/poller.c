@@ -480,6 +480,7 @@ static bool budget_paused(struct bridge *b, struct vehicle *v)
                 "polling paused until 00:00 UTC", b->cfg->api.daily_limit);
         v->budget_paused = true;
         v->calls_published = false;
+        b->state_save_due = bridge_now();   /* a restart must not spend it again */
         if (b->once) {
             b->once_errors++;
             for (int r = 0; r < RES_COUNT; r++)
