@@ -542,7 +542,9 @@ int mqtt_start(struct mqtt *m)
 {
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
     co.keepAliveInterval = m->keepalive_s;
-    co.cleanstart = 0;                 /* persistent session: commands sent while away arrive */
+    /* A persistent session (commands sent while away arrive) unless none is
+     * wanted (--once), which must neither resume nor end the daemon's. */
+    co.cleanstart = m->session_expiry_s == 0;
     co.automaticReconnect = 1;
     co.minRetryInterval = RETRY_MIN_S;
     co.maxRetryInterval = RETRY_MAX_S;
