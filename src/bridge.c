@@ -30,6 +30,10 @@
 #define SHUTDOWN_MS 1500
 #define ONCE_CONNECT_WAIT_S 20.0
 #define STATE_SAVE_DELAY_S 5.0
+/* Call counters change with every request: saving them each time would
+ * write (and fsync) the state file every few seconds. A crash loses at most
+ * this much counting; reaching a daily limit saves at once (poller.c). */
+#define CALLS_SAVE_DELAY_S 60.0
 #define RATE_LIMIT_DEFAULT_S 60    /* a 429 without Retry-After */
 
 double bridge_now(void)
@@ -96,6 +100,8 @@ void bridge_count_vehicle_call(struct bridge *b, const char *vin, bool is_refres
     if (!vin) return;
     if (state_calls_add(&b->state, vin, b->api_calls_day, is_refresh) != 0)
         log_msg(LOG_WARN, vin, NULL, "cannot count the API call in the state");
+    else if (b->state_save_due == 0)
+        b->state_save_due = bridge_now() + (is_refresh ? STATE_SAVE_DELAY_S : CALLS_SAVE_DELAY_S);
     struct vehicle *v = bridge_vehicle(b, vin);
     if (v) v->calls_published = false;
 }
@@ -372,9 +378,11 @@ static int loop_timeout_ms(struct bridge *b)
     double next = poller_next_due(b);
     double cmd = cmdexec_next_due(b);
     if (cmd <= bridge_now()) {
-        /* A queued command waits for the same thing as the poller. */
-        double resume = bridge_calls_resume_at(b);
-        if (resume > cmd) cmd = resume;
+        /* A command still queued after cmdexec_tick() waits for something:
+         * the token, a 429 pause, its vehicle's daily budget or previous
+         * command. Each ends with an event or at a time: no busy loop. */
+        double resume = bridge_calls_resume_at(b), soon = bridge_now() + 0.1;
+        cmd = resume > soon ? resume : soon;
     }
     if (cmd < next) next = cmd;
     long long auth_at = auth_next_refresh_at(&b->auth);
@@ -452,6 +460,7 @@ static int setup(struct bridge *b, struct config *cfg, bool once, char *err, siz
     b->once = once;
     b->sigfd = -1;
     state_init(&b->state);
+    srand((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));   /* backoff jitter differs per process */
     log_set_level((enum log_level)log_level_parse(cfg->log_level));
     if (state_load(&b->state, cfg->state_file, err, errlen) != 0) return -1;
     poller_date(b->api_calls_day, time(NULL), 0);
