@@ -36,13 +36,16 @@ struct slot {
     bool error_logged;        /* the current failure streak was logged */
     bool auth_retry;          /* requeued after a 401: the next 401 is a failure */
     char last_error[160];     /* why the last attempt failed */
+    double failing_since;     /* monotonic: the first failure of the streak */
 };
 
 struct vehicle {
     struct api_vehicle info;
     struct slot slot[RES_COUNT];
     bool online;              /* availability last published */
-    int failures;             /* consecutive failed fetches of any resource */
+    int failures;             /* consecutive failed fetches of any resource, not
+                                 counting a resource that fails while others work */
+    double last_ok;           /* monotonic: the last successful fetch */
     struct cJSON *trips_acc;  /* pages of the trips window gathered so far */
     int trips_total;
     char trips_from[11], trips_to[11];

@@ -146,14 +146,17 @@ static void breaker_open(struct bridge *b, struct vehicle *v)
             v->probe_due - bridge_now());
 }
 
-/* The vehicle answered: every resource is polled again at once. */
+/* The vehicle answered: every resource is polled again at once, and starts
+ * a fresh backoff (a request still in flight from the outage may yet fail). */
 static void breaker_close(struct bridge *b, struct vehicle *v)
 {
     v->breaker_open = false;
     v->probes = 0;
     v->probe_res = -1;
-    for (int r = 0; r < RES_COUNT; r++)
+    for (int r = 0; r < RES_COUNT; r++) {
+        v->slot[r].failures = 0;
         if (!v->slot[r].inflight && v->slot[r].due != INFINITY) v->slot[r].due = 0;
+    }
     log_msg(LOG_INFO, v->info.vin, NULL, "the vehicle answers again: polling resumes");
     (void)b;
 }
@@ -174,18 +177,24 @@ static void slot_done(struct bridge *b, struct vehicle *v, enum resource r, enum
         s->failures = 0;
         s->error_logged = false;
     } else if (o == OUT_OK) {
-        if (s->error_logged)
+        if (s->error_logged && s->failures > 0)
             log_msg(LOG_INFO, v->info.vin, resource_get(r)->name, "fetched again after %d failed "
                     "attempt%s", s->failures, s->failures == 1 ? "" : "s");
+        else if (s->error_logged)
+            log_msg(LOG_INFO, v->info.vin, resource_get(r)->name, "fetched again");
         s->failures = 0;
         s->error_logged = false;
         s->fetched = true;
         v->failures = 0;
+        v->last_ok = now;
         v->last_error[0] = '\0';
         if (v->breaker_open) breaker_close(b, v);
     } else {
-        s->failures++;
-        if (o == OUT_FAIL && v->failures < 1000000) v->failures++;
+        /* A resource that keeps failing while another one of the vehicle
+         * works (too large, say) is that resource's problem, not an outage:
+         * the vehicle stays online and its breaker closed. */
+        if (++s->failures == 1) s->failing_since = now;
+        if (o == OUT_FAIL && v->last_ok <= s->failing_since && v->failures < 1000000) v->failures++;
         if (b->once) b->once_errors++;
     }
     if (b->once) {
