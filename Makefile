@@ -11,8 +11,8 @@ SAN      ?= 0
 # Debian packages the build, the demo and the tests need.
 DEB_PKGS := build-essential pkg-config libpaho-mqtt-dev libcurl4-openssl-dev \
             libcjson-dev libconfig-dev libmicrohttpd-dev libsystemd-dev \
-            mosquitto mosquitto-clients python3 openssl valgrind
-FUZZ_PKGS := clang libclang-rt-14-dev
+            mosquitto mosquitto-clients python3 openssl valgrind \
+            clang libclang-rt-14-dev
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes
 CFLAGS   ?= -O2 -g

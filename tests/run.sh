@@ -57,6 +57,12 @@ for t in tests/integration/test_*.py; do
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 done
 
+# Every fuzz target is built and run briefly, so none rots between `make fuzz`
+# runs (make fuzz runs each for a minute or more).
+if [ "${T2M_FUZZ_SECONDS:-3}" -gt 0 ]; then
+    run_one "fuzz smoke (${T2M_FUZZ_SECONDS:-3}s each)" bash tests/fuzz/run.sh "${T2M_FUZZ_SECONDS:-3}"
+fi
+
 echo
 if [ "$skipped" -gt 0 ]; then
     echo "$passed passed, $failed failed, $skipped skipped"
