@@ -146,19 +146,22 @@ static void breaker_open(struct bridge *b, struct vehicle *v)
             v->probe_due - bridge_now());
 }
 
-/* The vehicle answered: every resource is polled again at once, and starts
- * a fresh backoff (a request still in flight from the outage may yet fail). */
-static void breaker_close(struct bridge *b, struct vehicle *v)
+/* The vehicle answered after an outage: every resource that failed (all of
+ * them, after the circuit breaker) is polled again at once on a fresh
+ * backoff, rather than at the end of a long one; a request still in flight
+ * from the outage may yet fail, and then starts from one failure. */
+static void vehicle_recovered(struct vehicle *v)
 {
+    for (int r = 0; r < RES_COUNT; r++) {
+        struct slot *s = &v->slot[r];
+        if (!v->breaker_open && s->failures == 0) continue;
+        s->failures = 0;
+        if (!s->inflight && s->due != INFINITY) s->due = 0;
+    }
+    log_msg(LOG_INFO, v->info.vin, NULL, "the vehicle answers again: polling resumes");
     v->breaker_open = false;
     v->probes = 0;
     v->probe_res = -1;
-    for (int r = 0; r < RES_COUNT; r++) {
-        v->slot[r].failures = 0;
-        if (!v->slot[r].inflight && v->slot[r].due != INFINITY) v->slot[r].due = 0;
-    }
-    log_msg(LOG_INFO, v->info.vin, NULL, "the vehicle answers again: polling resumes");
-    (void)b;
 }
 
 /* Finishes a slot: schedules its next poll. A 429 is the account's problem,
@@ -177,6 +180,7 @@ static void slot_done(struct bridge *b, struct vehicle *v, enum resource r, enum
         s->failures = 0;
         s->error_logged = false;
     } else if (o == OUT_OK) {
+        bool was_down = v->breaker_open || v->failures >= VEHICLE_OFFLINE_AFTER;
         if (s->error_logged && s->failures > 0)
             log_msg(LOG_INFO, v->info.vin, resource_get(r)->name, "fetched again after %d failed "
                     "attempt%s", s->failures, s->failures == 1 ? "" : "s");
@@ -188,7 +192,7 @@ static void slot_done(struct bridge *b, struct vehicle *v, enum resource r, enum
         v->failures = 0;
         v->last_ok = now;
         v->last_error[0] = '\0';
-        if (v->breaker_open) breaker_close(b, v);
+        if (was_down && !b->once) vehicle_recovered(v);
     } else {
         /* A resource that keeps failing while another one of the vehicle
          * works (too large, say) is that resource's problem, not an outage:
