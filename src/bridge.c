@@ -395,6 +395,10 @@ static int loop_timeout_ms(struct bridge *b)
         d = b->state_save_due - bridge_now();
     if (d < 0) d = 0;
     if (d > 30) d = 30;          /* also feeds the systemd watchdog */
+    /* http_poll() runs the callbacks of transfers that finished before it
+     * waits, with this timeout computed earlier: a token that arrives then
+     * would leave the requests waiting for it asleep for up to 30 s. */
+    if (http_pending(b->http) > 0 && d > 0.25) d = 0.25;
     uint64_t wd_us;
     if (sd_watchdog_enabled(0, &wd_us) > 0 && d > (double)wd_us / 2e6) d = (double)wd_us / 2e6;
     return (int)ceil(d * 1000);

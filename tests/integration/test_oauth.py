@@ -222,7 +222,9 @@ class Renewal:
         st, _ = self.sim.admin("POST", "/faults", {"revoke_tokens": True})
         t.check("oauth: simulator revokes the access tokens", st == 200)
         first401 = self.req.wait(lambda e: is_api(e) and e["status"] == 401, 25, t1)
-        t.check("oauth: after the revocation an API call gets 401", first401 is not None)
+        t.check("oauth: after the revocation an API call gets 401", first401 is not None,
+                ([(round(ts - t1, 1), e["path"], e["status"]) for ts, e in self.req.since(t1 - 20)],
+                 self.bridge.alive(), self.bridge.stderr()[-2500:]))
         if not first401:
             return
         n0 = first401[1]["seq"]
