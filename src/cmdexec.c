@@ -377,7 +377,7 @@ static void start_call(struct bridge *b, struct pcmd *c)
     q->c = c;
     bridge_auth_header(b, auth, sizeof auth);
     const char *headers[] = { auth, "Accept: application/json", "Content-Type: application/json", NULL };
-    bridge_count_call(b);
+    bridge_count_vehicle_call(b, c->vin, c->req.cmd == CMD_REFRESH_STATUS);
     if (http_request(b->http, call->method, url, headers, call->body, on_call_done, q) != 0) {
         free(q);
         finish(b, c, false, "cannot start the request", -1);
@@ -400,6 +400,13 @@ static void start_command(struct bridge *b, struct pcmd *c)
     struct vehicle *v = bridge_vehicle(b, c->vin);
     if (!v) {
         finish(b, c, false, "unknown vehicle: not a VIN of this account", -1);
+        return;
+    }
+    if (c->req.cmd == CMD_REFRESH_STATUS && !bridge_may_refresh(b, v)) {
+        /* Each refresh wakes the car's modem and drains its 12 V battery. */
+        snprintf(err, sizeof err, "daily limit reached: %d refresh_status commands per vehicle "
+                 "(api.refresh_daily_limit); try again tomorrow (UTC)", b->cfg->api.refresh_daily_limit);
+        finish(b, c, false, err, -1);
         return;
     }
     c->ncalls = command_plan(&c->req, &v->info, b->cfg->api.device_id, b->cfg->api.device_type,
@@ -513,10 +520,13 @@ void cmdexec_on_resource(struct bridge *b, struct vehicle *v, enum resource r, c
 
 /* ---- the tick --------------------------------------------------------- */
 
-/* Whether a queued command may start now. */
+/* Whether a queued command may start now. Only account-wide conditions
+ * (a token being renewed, a 429 pause) hold a command back: api.daily_limit
+ * pauses polling, not what a person asked for just now (the calls are still
+ * counted); refresh_status has its own cap, checked in start_command(). */
 static bool can_start(struct bridge *b, const struct pcmd *c)
 {
-    return b->vehicles_loaded && !vehicle_busy(b, c) && bridge_may_call(b, bridge_vehicle(b, c->vin));
+    return b->vehicles_loaded && !vehicle_busy(b, c) && bridge_may_call(b, NULL);
 }
 
 static void tick_one(struct bridge *b, struct pcmd *c, double now)

@@ -37,13 +37,13 @@ watch.subscribe("#")
 class Setup:
     """A simulator and a bridge (own base topic, own fleet seed) on the shared broker."""
 
-    def __init__(self, base, seed, commands, args=(), vehicles=4):
+    def __init__(self, base, seed, commands, args=(), vehicles=4, api_more=""):
         self.base = base
         self.sim = h.Sim(vehicles=vehicles, seed=seed, extra=["--command-delay", "0"] + list(args))
         self.conf = os.path.join(h.tmpdir(), base + ".conf")
         h.write_config(self.conf, self.sim.base_url, mq.port, base=base, poll=POLL,
-                       api_extra='  max_connections = 8;\n  device_id = "%s";\n  device_type = "%s";'
-                       % (DEVICE_ID, DEVICE_TYPE),
+                       api_extra='  max_connections = 8;\n  device_id = "%s";\n  device_type = "%s";\n%s'
+                       % (DEVICE_ID, DEVICE_TYPE, api_more),
                        extra="commands = { %s };" % commands)
         with open(self.conf) as f:
             text = f.read()
@@ -554,7 +554,7 @@ t.check("bridge A: no sanitizer report", not h.sanitizer_report(A.bridge.stderr(
 
 # ---- part 2: the default allow list ------------------------------------------------
 
-B = Setup("t2mb", 43, "confirm_delay_s = 1;")
+B = Setup("t2mb", 43, "confirm_delay_s = 1;", api_more="  refresh_daily_limit = 1;")
 B.start()
 t.check("bridge B: ready", B.ready(), B.bridge.stderr()[-2000:])
 VB = B.vins[2]
@@ -571,6 +571,16 @@ t.check("default allow: UNLOCK from the lock refused", res is not None and res["
 res, writes, _ = txb.send("default allow lock", VB, "command", '{"command":"lock","id":"d-lock"}', want_id="d-lock")
 t.check("default allow: lock still works", res is not None and res["ok"] is True
         and strip(writes) == [remote(VB, "lock")], (res, strip(writes)))
+res, writes, _ = txb.send("refresh 1", VB, "command", '{"command":"refresh_status","id":"r1"}', want_id="r1")
+t.check("refresh_daily_limit: the first refresh_status of the day runs",
+        res is not None and res["ok"] is True and len(writes) == 1, (res, strip(writes)))
+res, writes, _ = txb.send("refresh 2", VB, "command", '{"command":"refresh_status","id":"r2"}', want_id="r2")
+t.check("refresh_daily_limit: the next one is refused at once, saying why, with no API call",
+        res is not None and res["ok"] is False and "api.refresh_daily_limit" in (res.get("error") or "")
+        and writes == [], (res, strip(writes)))
+calls = latest_json("t2mb/%s/api_calls" % VB)
+t.check("api_calls counts the vehicle's commands and its refresh_status",
+        calls is not None and calls.get("refresh_status") == 1, calls)
 txb.close_window()
 bdisc = h.retained(mq.port, "homeassistant/button/%s/+/config" % VB, 0.5)
 t.check("default allow: no buttons for trunk_open or panic_on",
