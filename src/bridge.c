@@ -269,7 +269,8 @@ static void subscribe_all(struct bridge *b)
     char topic[BRIDGE_TOPIC];
     static const char *const cmd_filters[] = { "+/command", "+/lock/set", "+/climate/+/set",
                                                "+/alias/set" };
-    for (size_t i = 0; i < sizeof cmd_filters / sizeof cmd_filters[0]; i++)
+    /* --once publishes and leaves: it takes no commands. */
+    for (size_t i = 0; !b->once && i < sizeof cmd_filters / sizeof cmd_filters[0]; i++)
         if (bridge_topic(b, topic, sizeof topic, NULL, NULL) == 0) {
             char f[BRIDGE_TOPIC + 32];
             snprintf(f, sizeof f, "%s/%s", topic, cmd_filters[i]);
@@ -395,10 +396,6 @@ static int loop_timeout_ms(struct bridge *b)
         d = b->state_save_due - bridge_now();
     if (d < 0) d = 0;
     if (d > 30) d = 30;          /* also feeds the systemd watchdog */
-    /* http_poll() runs the callbacks of transfers that finished before it
-     * waits, with this timeout computed earlier: a token that arrives then
-     * would leave the requests waiting for it asleep for up to 30 s. */
-    if (http_pending(b->http) > 0 && d > 0.25) d = 0.25;
     uint64_t wd_us;
     if (sd_watchdog_enabled(0, &wd_us) > 0 && d > (double)wd_us / 2e6) d = (double)wd_us / 2e6;
     return (int)ceil(d * 1000);
@@ -413,7 +410,12 @@ static void housekeeping(struct bridge *b)
     sync_discovery(b);
     discovery_settled(b);
     mqtt_flush(b->mqtt);
-    sd_notify(0, "WATCHDOG=1");
+    /* Fed from the loop itself, so a stuck loop starves the watchdog; once a
+     * second is plenty (each call opens a socket). */
+    if (bridge_now() - b->watchdog_fed >= b->watchdog_every) {
+        sd_notify(0, "WATCHDOG=1");
+        b->watchdog_fed = bridge_now();
+    }
 }
 
 static void run_loop(struct bridge *b)
@@ -483,8 +485,12 @@ static int setup(struct bridge *b, struct config *cfg, bool once, char *err, siz
     }
     bridge_topic(b, will, sizeof will, NULL, "bridge/state");
     bridge_topic(b, session, sizeof session, NULL, "bridge/session");
+    /* --once must not take over the daemon's session (and its queued
+     * commands): it connects under its own client id, with a clean start. */
+    char client_id[CONFIG_STR + 8];
+    snprintf(client_id, sizeof client_id, "%s%s", cfg->mqtt.client_id, once ? "-once" : "");
     struct mqtt_opts mo = {
-        .url = cfg->mqtt.url, .client_id = cfg->mqtt.client_id, .username = cfg->mqtt.username,
+        .url = cfg->mqtt.url, .client_id = client_id, .username = cfg->mqtt.username,
         .password = cfg->mqtt.password, .ca_file = cfg->mqtt.ca_file, .cert_file = cfg->mqtt.cert_file,
         .key_file = cfg->mqtt.key_file, .tls_verify = cfg->mqtt.tls_verify,
         .keepalive_s = cfg->mqtt.keepalive_s, .will_topic = will, .will_payload = "offline",
@@ -493,6 +499,10 @@ static int setup(struct bridge *b, struct config *cfg, bool once, char *err, siz
     b->mqtt = mqtt_create(&mo, b->queue, err, errlen);
     if (!b->mqtt) return -1;
     b->pub = publish_create(b->mqtt, cfg->mqtt.qos);
+    uint64_t wd_us = 0;
+    b->watchdog_every = 1.0;
+    if (sd_watchdog_enabled(0, &wd_us) > 0 && (double)wd_us / 4e6 < b->watchdog_every)
+        b->watchdog_every = (double)wd_us / 4e6;
     if (!b->pub || cmdexec_init(b) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;

@@ -71,7 +71,9 @@ struct bridge {
     struct auth auth;
     struct cmdexec *cmds;
     struct discovery *disc;
-    double state_save_due;    /* monotonic; a dirty state is saved by then */
+    double state_save_due;
+    double watchdog_fed;      /* monotonic time of the last WATCHDOG=1 */
+    double watchdog_every;    /* seconds between WATCHDOG=1: 1, or a quarter of WatchdogSec */    /* monotonic; a dirty state is saved by then */
 
     struct vehicle *vehicles;
     size_t nvehicles;

@@ -220,9 +220,11 @@ fail:
     return -1;
 }
 
-/* Reports each finished transfer to its owner and frees it. */
-static void finish_done(struct http *h)
+/* Reports each finished transfer to its owner and frees it. Returns how
+ * many were reported. */
+static int finish_done(struct http *h)
 {
+    int n = 0;
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(h->multi, &left))) {
@@ -251,7 +253,9 @@ static void finish_done(struct http *h)
         h->running--;
         x->done(x->ud, &r);
         xfer_free(x);
+        n++;
     }
+    return n;
 }
 
 int http_poll(struct http *h, int timeout_ms, int extra_fd, bool *extra_ready)
@@ -261,7 +265,9 @@ int http_poll(struct http *h, int timeout_ms, int extra_fd, bool *extra_ready)
     *extra_ready = false;
     start_waiting(h);
     if (curl_multi_perform(h->multi, &still) != CURLM_OK) return -1;
-    finish_done(h);
+    /* A callback run here may have changed what the caller waits for (a token
+     * arrived, a slot became due): its timeout is stale, so do not sleep. */
+    if (finish_done(h) > 0) timeout_ms = 0;
     start_waiting(h);
     if (h->waiting && h->running < h->max_running) timeout_ms = 0;
     CURLMcode rc = curl_multi_poll(h->multi, extra_fd >= 0 ? &wfd : NULL,

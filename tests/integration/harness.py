@@ -200,7 +200,7 @@ def http(method, url, body=None, token=None, headers=None):
 
 
 def write_config(path, sim_url, mqtt_port, base="t2m", extra="", poll=None, token=TOKEN,
-                 api_extra="", mqtt_extra="", ha=True):
+                 api_extra="", mqtt_extra="", ha=True, client_id=None):
     polls = {"vehicles": 3600, "vehicle": 3600, "status": 300, "health": 3600, "location": 300,
              "electric": 300, "climate": 300, "trips": 3600, "notifications": 900,
              "service_history": 86400}
@@ -208,8 +208,11 @@ def write_config(path, sim_url, mqtt_port, base="t2m", extra="", poll=None, toke
     with open(path, "w") as f:
         f.write('api = {\n  base_url = "%s";\n  token = "%s";\n  timeout_s = 10;\n%s\n};\n'
                 % (sim_url, token, api_extra))
-        f.write('mqtt = {\n  url = "tcp://127.0.0.1:%d";\n  client_id = "t2m-test-%d";\n'
-                '  base_topic = "%s";\n%s\n};\n' % (mqtt_port, os.getpid(), base, mqtt_extra))
+        # Each configuration its own client id: two bridges under one id
+        # would take the broker session from each other.
+        cid = client_id or "t2m-test-%d-%s" % (os.getpid(), base)
+        f.write('mqtt = {\n  url = "tcp://127.0.0.1:%d";\n  client_id = "%s";\n'
+                '  base_topic = "%s";\n%s\n};\n' % (mqtt_port, cid, base, mqtt_extra))
         f.write("poll = {\n%s\n};\n" % "\n".join("  %s = %d;" % kv for kv in polls.items()))
         f.write("homeassistant = { enabled = %s; };\n" % ("true" if ha else "false"))
         f.write(extra + "\n")

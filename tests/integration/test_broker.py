@@ -94,16 +94,9 @@ class Proxy:
 
 
 def config(d, sim, port, base, name="b.conf", mqtt_extra="", max_age=MAX_AGE, client_id=None):
-    path = h.write_config(os.path.join(d, name), sim.base_url, port, base=base,
-                          mqtt_extra=mqtt_extra,
+    return h.write_config(os.path.join(d, name), sim.base_url, port, base=base,
+                          mqtt_extra=mqtt_extra, client_id=client_id,
                           extra='commands = { allow = ["horn", "lights"]; max_age_s = %d; };' % max_age)
-    if client_id:
-        with open(path) as f:
-            text = f.read().replace('client_id = "t2m-test-%d"' % os.getpid(),
-                                    'client_id = "%s"' % client_id)
-        with open(path, "w") as f:
-            f.write(text)
-    return path
 
 
 def vins_of(sim):

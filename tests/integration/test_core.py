@@ -151,7 +151,8 @@ def check_running(mq, sim):
         if last.get(m.topic) == m.payload:
             repeats.append(m.topic)
         last[m.topic] = m.payload
-    t.check("an unchanged payload is never published twice in a row on a topic", not repeats, repeats[:10])
+    t.check("an unchanged payload is never published twice in a row on a topic", not repeats,
+            (repeats[:3], [l for l in b.stderr().splitlines() if " debug " not in l][:40]))
     t.check("availability is online for each vehicle",
             all(h.retained(mq.port, "run/%s/availability" % v, 0.5).get("run/%s/availability" % v) == b"online"
                 for v in vins))
