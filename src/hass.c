@@ -292,6 +292,22 @@ static void alias_entity(struct ctx *c, bool applies)
     finish(c, "text", "alias", e);
 }
 
+/* The vehicle's API calls today (<base>/<VIN>/api_calls, published by the
+ * bridge's budget), with the limits and the pause as attributes. */
+static void api_calls_entity(struct ctx *c)
+{
+    char t[HASS_TOPIC];
+    cJSON *e = entity_new(c, "sensor", "api_calls", "API calls today");
+    if (!e) return;
+    add_str(e, "state_topic", topic(c, t, sizeof t, "api_calls"), &c->err);
+    add_str(e, "value_template", "{{ value_json.get('calls') }}", &c->err);
+    add_str(e, "state_class", "total_increasing", &c->err);
+    add_str(e, "icon", "mdi:counter", &c->err);
+    add_str(e, "entity_category", "diagnostic", &c->err);
+    add_str(e, "json_attributes_topic", t, &c->err);
+    finish(c, "sensor", "api_calls", e);
+}
+
 /* ---- devices -------------------------------------------------------------- */
 
 int hass_bridge_id(const struct hass_opts *o, char *buf, size_t len)
@@ -427,6 +443,7 @@ int hass_vehicle(const struct hass_opts *o, const struct api_vehicle *v,
         button_entity(&c, b, ok);
     }
     if (!c.err) alias_entity(&c, allowed(o, CMD_SET_ALIAS));
+    if (!c.err) api_calls_entity(&c);
     ctx_free(&c);
     return c.err ? -1 : c.count;
 }
@@ -448,6 +465,10 @@ static const struct bridge_entity bridge_entities[] = {
       "mdi:alert-circle-outline", "{{ {'at': value_json.get('last_error_at')} | tojson }}" },
     { "sensor", "api_calls_today", "API calls today", "stats",
       "{{ value_json.get('api_calls_today') }}", NULL, "total_increasing", "mdi:counter", NULL },
+    /* bridge/error holds {"message","at"} while something is wrong and is
+     * emptied when it is not. */
+    { "binary_sensor", "problem", "Problem", "error", "{{ 'ON' if value else 'OFF' }}", "problem",
+      NULL, NULL, NULL },
 };
 
 static void bridge_entity(struct ctx *c, const struct bridge_entity *b)

@@ -96,8 +96,8 @@ static void test_full_vehicle(void)
     size_t rows, entities = 0;
     const struct field *t = fields_table(&rows);
     for (size_t i = 0; i < rows; i++) entities += t[i].platform != FP_NONE;
-    /* + lock, climate, 7 buttons, alias */
-    TEST_CHECK("vehicle: every entity emitted", n == (int)m.n && m.n == entities + 10);
+    /* + lock, climate, 7 buttons, alias, API calls */
+    TEST_CHECK("vehicle: every entity emitted", n == (int)m.n && m.n == entities + 11);
 
     bool shape = true, json = true, uid = true, objid = true, dev = true, avail = true,
          origin = true, unique = true, state = true;
@@ -321,7 +321,11 @@ static void test_bridge(void)
 {
     struct hass_opts o = opts();
     int n = hass_bridge(&o, collect, &m);
-    TEST_CHECK("bridge: five entities", n == 5 && m.n == 5);
+    TEST_CHECK("bridge: six entities", n == 6 && m.n == 6);
+    const char *prob = find(&m, "binary_sensor", "problem");
+    TEST_CHECK("bridge: a problem sensor on bridge/error", prob &&
+               strstr(prob, "\"state_topic\":\"toyota2mqtt/bridge/error\"") &&
+               strstr(prob, "\"device_class\":\"problem\""));
     const char *s = find(&m, "binary_sensor", "state");
     TEST_CHECK("bridge: connection state", s &&
                strstr(m.topic[0], "homeassistant/binary_sensor/toyota2mqtt_bridge_toyota2mqtt/state/config") &&
