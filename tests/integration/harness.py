@@ -174,6 +174,56 @@ class Sim(Proc):
         return out
 
 
+class ReqWatch:
+    """Tails the simulator's request log in a thread, stamping each line with
+    our clock (when it was seen) and a sequence number."""
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.entries = []
+        self.lock = threading.Lock()
+        self.stop = False
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _run(self):
+        pos, buf = 0, ""
+        while not self.stop:
+            try:
+                with open(self.sim.log) as f:
+                    f.seek(pos)
+                    chunk = f.read()
+                    pos = f.tell()
+            except FileNotFoundError:
+                chunk = ""
+            buf += chunk
+            while "\n" in buf:
+                line, buf = buf.split("\n", 1)
+                if line.strip():
+                    e = json.loads(line)
+                    with self.lock:
+                        e["seq"] = len(self.entries)
+                        self.entries.append((time.time(), e))
+            time.sleep(0.1)
+
+    def since(self, t0=0.0, pred=lambda e: True, t1=None):
+        """(time seen, entry) pairs seen from t0 (to t1) that match pred."""
+        with self.lock:
+            return [(ts, e) for ts, e in self.entries
+                    if ts >= t0 and (t1 is None or ts <= t1) and pred(e)]
+
+    def wait(self, pred, timeout, t0=0.0):
+        """The first (time, entry) seen from t0 that matches pred, waiting up to
+        timeout; None if none came."""
+        end = time.time() + timeout
+        while time.time() < end:
+            got = self.since(t0, pred)
+            if got:
+                return got[0]
+            time.sleep(0.1)
+        return None
+
+
 def http(method, url, body=None, token=None, headers=None):
     """Returns (status, parsed JSON or raw text)."""
     import urllib.request

@@ -29,41 +29,7 @@ FAST = {"vehicles": 3600, "vehicle": 10, "status": 10, "location": 10, "climate"
         "service_history": 86400}
 
 
-class ReqWatch:
-    """Tails the simulator's request log, stamping each line with our clock
-    and a sequence number."""
-
-    def __init__(self, sim):
-        self.sim = sim
-        self.entries = []
-        self.lock = threading.Lock()
-        self.stop = False
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        pos, buf = 0, ""
-        while not self.stop:
-            try:
-                with open(self.sim.log) as f:
-                    f.seek(pos)
-                    chunk = f.read()
-                    pos = f.tell()
-            except FileNotFoundError:
-                chunk = ""
-            buf += chunk
-            while "\n" in buf:
-                line, buf = buf.split("\n", 1)
-                if line.strip():
-                    e = json.loads(line)
-                    with self.lock:
-                        e["seq"] = len(self.entries)
-                        self.entries.append((time.time(), e))
-            time.sleep(0.1)
-
-    def since(self, t0=0.0, pred=lambda e: True, t1=None):
-        with self.lock:
-            return [(ts, e) for ts, e in self.entries
-                    if ts >= t0 and (t1 is None or ts <= t1) and pred(e)]
+ReqWatch = h.ReqWatch
 
 
 def vin_of(e):

@@ -29,50 +29,7 @@ t = h.Checker()
 CLIENT_ID = "t2m-oauth-test"
 
 
-class ReqWatch:
-    """Tails the simulator's request log, stamping each line with our clock."""
-
-    def __init__(self, sim):
-        self.sim = sim
-        self.entries = []
-        self.lock = threading.Lock()
-        self.stop = False
-        self.th = threading.Thread(target=self._run, daemon=True)
-        self.th.start()
-
-    def _run(self):
-        pos = 0
-        buf = ""
-        while not self.stop:
-            try:
-                with open(self.sim.log) as f:
-                    f.seek(pos)
-                    chunk = f.read()
-                    pos = f.tell()
-            except FileNotFoundError:
-                chunk = ""
-            buf += chunk
-            while "\n" in buf:
-                line, buf = buf.split("\n", 1)
-                if line.strip():
-                    e = json.loads(line)
-                    with self.lock:
-                        e["seq"] = len(self.entries)
-                        self.entries.append((time.time(), e))
-            time.sleep(0.1)
-
-    def since(self, t0=0.0, pred=lambda e: True):
-        with self.lock:
-            return [(ts, e) for ts, e in self.entries if ts >= t0 and pred(e)]
-
-    def wait(self, pred, timeout, t0=0.0):
-        end = time.time() + timeout
-        while time.time() < end:
-            got = self.since(t0, pred)
-            if got:
-                return got[0]
-            time.sleep(0.1)
-        return None
+ReqWatch = h.ReqWatch
 
 
 def is_token(e):
