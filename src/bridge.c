@@ -288,6 +288,7 @@ static void on_connected(struct bridge *b)
     char topic[BRIDGE_TOPIC];
     log_info("mqtt: connected to %s", b->cfg->mqtt.url);
     b->mqtt_up = true;
+    mqtt_set_ready(b->mqtt, true);
     /* The store first: on a reconnection it already holds bridge/state
      * "online", which publish_retained() then does not send a second time. */
     sync_republish(b);
@@ -320,6 +321,7 @@ static void drain_queue(struct bridge *b)
         case QUEUE_CONNECTED: on_connected(b); break;
         case QUEUE_LOST:
             b->mqtt_up = false;
+            mqtt_set_ready(b->mqtt, false);
             log_warn("mqtt: connection lost; reconnecting");
             break;
         case QUEUE_MESSAGE: on_message(b, ev); break;

@@ -46,6 +46,7 @@ struct outmsg {
 #define RETRY_MAX_S 30
 
 struct mqtt {
+    bool ready;                 /* main thread: saw QUEUE_CONNECTED, not yet QUEUE_LOST */
     MQTTAsync client;
     struct outmsg *out_head, *out_tail;   /* main thread only */
     size_t out_len;
@@ -578,6 +579,11 @@ int mqtt_start(struct mqtt *m)
     return 0;
 }
 
+void mqtt_set_ready(struct mqtt *m, bool ready)
+{
+    m->ready = ready;
+}
+
 bool mqtt_is_connected(struct mqtt *m)
 {
     return atomic_load(&m->connected);
@@ -764,12 +770,13 @@ static char *copy_bytes(const void *p, size_t n)
     return s;
 }
 
-/* Queues a message. Retained state is not queued while disconnected: it is
- * all republished on reconnection anyway. */
+/* Queues a message. Retained state is not queued until the main thread has
+ * seen the connection (mqtt_set_ready): it republishes all of it then, and a
+ * retained message sent in between would go out twice. */
 static int enqueue(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos,
                    bool retain, unsigned expiry_s, const void *correlation, size_t correlation_len)
 {
-    if (retain && !atomic_load(&m->connected)) return -1;
+    if (retain && !(m->ready && atomic_load(&m->connected))) return -1;
     if (len > 256 * 1024 * 1024) return -1;
     if (m->out_len >= MQTT_OUTBOX_MAX) {
         log_warn("mqtt: outbox full; dropping a message for %s", topic);

@@ -58,6 +58,11 @@ struct mqtt *mqtt_create(const struct mqtt_opts *o, struct queue *q, char *err, 
 /* Starts connecting (asynchronous; retries forever with backoff). */
 int mqtt_start(struct mqtt *m);
 
+/* Called by the main thread when it handles QUEUE_CONNECTED (true, before
+ * republishing its retained state) and QUEUE_LOST (false): retained
+ * messages are only accepted in between. */
+void mqtt_set_ready(struct mqtt *m, bool ready);
+
 /* True between a QUEUE_CONNECTED and a QUEUE_LOST as seen by Paho's threads. */
 bool mqtt_is_connected(struct mqtt *m);
 
