@@ -1,8 +1,8 @@
 /* log.h - levelled logging, one line per event, to stderr.
  *
  * Lines look like "2026-11-27T04:50:00Z warn  [vin=JT... res=status] text".
- * Callers never pass secrets; log_redact() exists for text that might hold one
- * (an API error body echoing a header, say).
+ * Callers never pass secrets: text from the network reaches a log line only
+ * through parsers that pick out a message field (api_error_message()).
  */
 #ifndef LOG_H
 #define LOG_H
@@ -13,7 +13,6 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Sets the most verbose level printed (default LOG_INFO). */
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 
 /* "error", "warn", "info", "debug" -> level; returns -1 for anything else. */
 int log_level_parse(const char *name);
@@ -27,10 +26,5 @@ void log_msg(enum log_level level, const char *vin, const char *res,
 #define log_warn(...)  log_msg(LOG_WARN, NULL, NULL, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, NULL, NULL, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, NULL, NULL, __VA_ARGS__)
-
-/* Copies src into dst (size dstlen, always NUL-terminated), replacing control
- * characters with '?' and anything that looks like a bearer token or a
- * "password"/"token"/"secret" JSON value with "***". Returns dst. */
-char *log_redact(char *dst, size_t dstlen, const char *src, size_t srclen);
 
 #endif

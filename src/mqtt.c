@@ -584,11 +584,6 @@ void mqtt_set_ready(struct mqtt *m, bool ready)
     m->ready = ready;
 }
 
-bool mqtt_is_connected(struct mqtt *m)
-{
-    return atomic_load(&m->connected);
-}
-
 /* ---- publishing -------------------------------------------------------- */
 
 static void on_sent(void *ctx, MQTTAsync_successData5 *d)

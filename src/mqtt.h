@@ -63,9 +63,6 @@ int mqtt_start(struct mqtt *m);
  * messages are only accepted in between. */
 void mqtt_set_ready(struct mqtt *m, bool ready);
 
-/* True between a QUEUE_CONNECTED and a QUEUE_LOST as seen by Paho's threads. */
-bool mqtt_is_connected(struct mqtt *m);
-
 /* Queues len bytes for publishing (sent as Paho's in-flight window allows;
  * see mqtt_flush). Retained messages are refused while disconnected (the
  * caller republishes its state on reconnection); others wait for the

@@ -188,5 +188,6 @@ void sync_discovery(struct bridge *b)
 void sync_republish(struct bridge *b)
 {
     size_t n = publish_republish(b->pub);
-    log_info("republished %zu retained topics", n);
+    log_info("republished %zu of %zu retained topics (%zu bytes held)", n, publish_count(b->pub),
+             publish_bytes(b->pub));
 }
