@@ -47,10 +47,8 @@ struct vehicle {
                                  counting a resource that fails while others work */
     double last_ok;           /* monotonic: the last successful fetch */
     struct cJSON *trips_acc;  /* pages of the trips window gathered so far */
-    int trips_total;
     char trips_from[11], trips_to[11];
     bool discovery_dirty;     /* discovery must be (re)published */
-    bool discovery_sent;      /* discovery published for this vehicle */
     bool notifications_baselined; /* existing notifications taken as seen */
     char last_error[200];     /* why the last fetch failed (no secrets) */
     bool breaker_open;        /* failing: only one probe request at a time, rarely */
